@@ -1,0 +1,1 @@
+"""Applications: the hub process, the REST API and the command line."""

@@ -1,0 +1,102 @@
+"""Typed configuration of a hub, with documented defaults and units.
+
+Only entry points read files and the environment (``wellguard.adapters.configfile``);
+components receive these frozen objects. Every field is documented in
+``docs/configuration.md`` and a test keeps the two in step.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from wellguard.errors import ConfigError
+
+__all__ = ["ApiConfig", "HubConfig", "MqttConfig", "SecurityConfig", "StoreConfig"]
+
+
+def _check_port(name: str, port: int | None) -> None:
+    if port is not None and not 0 <= port <= 65535:
+        raise ConfigError(f"{name} must be a TCP port 0-65535, got {port}", setting=name)
+
+
+@dataclass(frozen=True)
+class ApiConfig:
+    """The HTTPS listener: REST API (and later dashboard and MQTT over WebSockets)."""
+
+    bind: str = "127.0.0.1"
+    """Address to listen on."""
+    https_port: int | None = None
+    """TCP port; unset means 443 when the process may bind it, else 8443; 0 picks a free port."""
+    max_body_bytes: int = 1_048_576
+    """Largest request body accepted, in bytes; larger ones get 413."""
+    page_size: int = 100
+    """Default page size of list endpoints (devices, certificates, audit), in items."""
+
+    def __post_init__(self) -> None:
+        _check_port("api.https_port", self.https_port)
+        if self.max_body_bytes < 1024:
+            raise ConfigError("api.max_body_bytes must be at least 1024", setting="api.max_body_bytes")
+        if not 1 <= self.page_size <= 1000:
+            raise ConfigError("api.page_size must be 1-1000", setting="api.page_size")
+
+
+@dataclass(frozen=True)
+class MqttConfig:
+    """The MQTT over TLS listener (hub gateway)."""
+
+    bind: str = "127.0.0.1"
+    """Address to listen on."""
+    port: int = 8883
+    """TCP port for MQTT over TLS; 0 picks a free port."""
+
+    def __post_init__(self) -> None:
+        _check_port("mqtt.port", self.port)
+
+
+@dataclass(frozen=True)
+class SecurityConfig:
+    """Token lifetimes, key sizes and the hub-wide IP filter default."""
+
+    sas_max_ttl_seconds: int = 365 * 24 * 3600
+    """Longest SAS token lifetime accepted (expiry minus now), in seconds."""
+    clock_skew_seconds: int = 300
+    """Tolerance for clocks of devices and services, in seconds."""
+    ip_filter_default_action: str = "accept"
+    """Action when no IP filter rule matches: ``accept`` or ``reject``. Add rules, then set
+    ``reject`` for production (deny by default)."""
+    device_cert_days: int = 365
+    """Validity of device certificates issued by the hub CA, in days."""
+
+    def __post_init__(self) -> None:
+        if self.ip_filter_default_action not in ("accept", "reject"):
+            raise ConfigError(
+                "security.ip_filter_default_action must be 'accept' or 'reject'",
+                setting="security.ip_filter_default_action",
+            )
+        if self.sas_max_ttl_seconds <= 0 or self.device_cert_days <= 0:
+            raise ConfigError("token and certificate lifetimes must be positive")
+
+
+@dataclass(frozen=True)
+class StoreConfig:
+    """Where registry and telemetry live."""
+
+    url: str = ""
+    """SQLAlchemy URL; empty means SQLite ``wellguard.db`` in the data folder.
+    PostgreSQL: ``postgresql+psycopg://user:pass@host/db``."""
+
+
+@dataclass(frozen=True)
+class HubConfig:
+    """Everything a hub process needs, loaded from ``DIR/wellguard.toml`` plus environment."""
+
+    hostname: str = "localhost"
+    """Host name devices and services use to reach the hub; it is in the TLS certificate."""
+    api: ApiConfig = field(default_factory=ApiConfig)
+    mqtt: MqttConfig = field(default_factory=MqttConfig)
+    security: SecurityConfig = field(default_factory=SecurityConfig)
+    store: StoreConfig = field(default_factory=StoreConfig)
+
+    def __post_init__(self) -> None:
+        if not self.hostname or len(self.hostname) > 253:
+            raise ConfigError("hostname must be 1-253 characters", setting="hostname")

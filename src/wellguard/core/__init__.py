@@ -1,0 +1,1 @@
+"""Sans-IO domain logic: protocol and security decisions, pure functions, state machines."""
