@@ -4,24 +4,24 @@ VENV := .venv
 SDK_VENV := .venv-sdk
 PY := $(VENV)/bin/python
 DATA ?= ./wg-data
-PIP_QUIET ?= -q
+PIPFLAGS ?= -q
 
 .PHONY: run test lint unit bench clean sdk-venv
 
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
-	$(PY) -m pip install $(PIP_QUIET) --upgrade pip
-	$(PY) -m pip install $(PIP_QUIET) -e .
+	$(PY) -m pip install $(PIPFLAGS) --upgrade pip
+	$(PY) -m pip install $(PIPFLAGS) -e .
 	touch $@
 
 $(VENV)/.installed-dev: $(VENV)/.installed
-	$(PY) -m pip install $(PIP_QUIET) -e '.[dev]'
+	$(PY) -m pip install $(PIPFLAGS) -e '.[dev]'
 	touch $@
 
 # The official Azure IoT SDKs pin paho-mqtt<2, so they get a virtualenv of their own.
 $(SDK_VENV)/.installed: Makefile
 	$(PYTHON) -m venv $(SDK_VENV)
-	$(SDK_VENV)/bin/python -m pip install $(PIP_QUIET) 'azure-iot-device==2.14.0' 'azure-iot-hub==2.7.0' 'six==1.17.0'
+	$(SDK_VENV)/bin/python -m pip install $(PIPFLAGS) 'azure-iot-device==2.14.0' 'azure-iot-hub==2.7.0' 'six==1.17.0'
 	touch $@
 
 sdk-venv: $(SDK_VENV)/.installed

@@ -35,7 +35,9 @@ class ApiConfig:
     def __post_init__(self) -> None:
         _check_port("api.https_port", self.https_port)
         if self.max_body_bytes < 1024:
-            raise ConfigError("api.max_body_bytes must be at least 1024", setting="api.max_body_bytes")
+            raise ConfigError(
+                "api.max_body_bytes must be at least 1024", setting="api.max_body_bytes"
+            )
         if not 1 <= self.page_size <= 1000:
             raise ConfigError("api.page_size must be 1-1000", setting="api.page_size")
 

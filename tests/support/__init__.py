@@ -1,0 +1,1 @@
+"""Shared test support: skipping (or, in CI, failing) when a system component is missing."""
