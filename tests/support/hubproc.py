@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import signal
+import ssl
 import subprocess
 import sys
 import time
@@ -20,15 +21,22 @@ from wellguard.core.identity import generate_sas_token
 __all__ = ["HubProcess", "run_cli", "start_hub"]
 
 
-def run_cli(*args: str, data: Path, check: bool = True, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+def run_cli(
+    *args: str, data: Path, check: bool = True, env: dict[str, str] | None = None
+) -> subprocess.CompletedProcess[str]:
     """Run ``wellguard ARGS --data DATA`` and return the finished process."""
     full_env = {**os.environ, **(env or {}), "WELLGUARD_DATA": str(data)}
     proc = subprocess.run(
         [sys.executable, "-m", "wellguard.apps.cli.main", *args],
-        capture_output=True, text=True, env=full_env, timeout=120,
+        capture_output=True,
+        text=True,
+        env=full_env,
+        timeout=120,
     )
     if check and proc.returncode != 0:
-        raise AssertionError(f"wellguard {' '.join(args)} failed ({proc.returncode}):\n{proc.stdout}\n{proc.stderr}")
+        raise AssertionError(
+            f"wellguard {' '.join(args)} failed ({proc.returncode}):\n{proc.stdout}\n{proc.stderr}"
+        )
     return proc
 
 
@@ -57,13 +65,19 @@ class HubProcess:
     def token(self, policy: str = "iothubowner", key: str | None = None, ttl: int = 300) -> str:
         """A fresh service SAS token."""
         return generate_sas_token(
-            f"{self.hostname}:{self.api_port}", key or self.admin["sharedAccessKey"],
-            int(time.time()) + ttl, key_name=policy,
+            f"{self.hostname}:{self.api_port}",
+            key or self.admin["sharedAccessKey"],
+            int(time.time()) + ttl,
+            key_name=policy,
         )
 
     def client(self) -> httpx.Client:
         """An HTTPS client trusting only the hub's CA (no credentials attached)."""
-        return httpx.Client(base_url=self.api_url, verify=str(self.root_ca), timeout=30)
+        return httpx.Client(
+            base_url=self.api_url,
+            verify=ssl.create_default_context(cafile=str(self.root_ca)),
+            timeout=30,
+        )
 
     def api(self, method: str, path: str, **kwargs: Any) -> httpx.Response:
         """One authenticated REST call as iothubowner."""
@@ -105,9 +119,20 @@ def start_hub(
     full_env = {**os.environ, **(env or {})}
     with log_file.open("wb") as log:
         process = subprocess.Popen(
-            [sys.executable, "-m", "wellguard.apps.cli.main", "up", "--data", str(data),
-             "--https-port", "0", *up_args],
-            stdout=log, stderr=subprocess.STDOUT, env=full_env,
+            [
+                sys.executable,
+                "-m",
+                "wellguard.apps.cli.main",
+                "up",
+                "--data",
+                str(data),
+                "--https-port",
+                "0",
+                *up_args,
+            ],
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            env=full_env,
         )
     deadline = time.monotonic() + 60
     while not run_file.exists():
@@ -118,9 +143,23 @@ def start_hub(
     info = json.loads(run_file.read_text())
     admin = json.loads((data / "admin.json").read_text())
     hub = HubProcess(
-        data=data, process=process, api_url=info["apiUrl"], api_port=info["apiPort"],
-        hostname=admin["hostName"], admin=admin, log_file=log_file,
+        data=data,
+        process=process,
+        api_url=info["apiUrl"],
+        api_port=info["apiPort"],
+        hostname=admin["hostName"],
+        admin=admin,
+        log_file=log_file,
     )
+    try:
+        _wait_healthy(hub, deadline)
+    except BaseException:
+        hub.stop()
+        raise
+    return hub
+
+
+def _wait_healthy(hub: HubProcess, deadline: float) -> None:
     with hub.client() as client:
         while True:
             try:
@@ -131,4 +170,3 @@ def start_hub(
             if time.monotonic() > deadline:
                 raise AssertionError(f"hub never answered /health:\n{hub.log()}")
             time.sleep(0.05)
-    return hub

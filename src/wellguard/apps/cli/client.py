@@ -3,6 +3,7 @@ request with a fresh policy SAS token, and trusts only the hub's root CA."""
 
 from __future__ import annotations
 
+import ssl
 import time
 from typing import Any
 from urllib.parse import quote
@@ -38,7 +39,9 @@ class HubClient:
         self.api_port = int(info["apiPort"])
         self.hostname = self._admin["hostName"]
         self._http = httpx.Client(
-            base_url=self.base_url, verify=str(data.root_ca_file), timeout=timeout
+            base_url=self.base_url,
+            verify=ssl.create_default_context(cafile=str(data.root_ca_file)),
+            timeout=timeout,
         )
 
     @property
