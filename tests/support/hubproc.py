@@ -32,6 +32,7 @@ def run_cli(
         text=True,
         env=full_env,
         timeout=120,
+        check=False,
     )
     if check and proc.returncode != 0:
         raise AssertionError(
@@ -60,7 +61,10 @@ class HubProcess:
     def service_connection_string(self, policy: str = "iothubowner", key: str | None = None) -> str:
         """IoT Hub style service connection string (HostName includes the API port)."""
         key = key or self.admin["sharedAccessKey"]
-        return f"HostName={self.hostname}:{self.api_port};SharedAccessKeyName={policy};SharedAccessKey={key}"
+        return (
+            f"HostName={self.hostname}:{self.api_port};"
+            f"SharedAccessKeyName={policy};SharedAccessKey={key}"
+        )
 
     def token(self, policy: str = "iothubowner", key: str | None = None, ttl: int = 300) -> str:
         """A fresh service SAS token."""
