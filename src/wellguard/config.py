@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 
 from wellguard.errors import ConfigError
 
-__all__ = ["ApiConfig", "HubConfig", "MqttConfig", "SecurityConfig", "StoreConfig"]
+__all__ = ["ApiConfig", "HubConfig", "IngestConfig", "MqttConfig", "SecurityConfig", "StoreConfig"]
 
 
 def _check_port(name: str, port: int | None) -> None:
@@ -50,9 +50,38 @@ class MqttConfig:
     """Address to listen on."""
     port: int = 8883
     """TCP port for MQTT over TLS; 0 picks a free port."""
+    enabled: bool = True
+    """Run the device gateway (MQTT over TLS, and over WebSockets on the HTTPS port)."""
+    rate_per_device: float = 100.0
+    """Publishes per second a device may send before its PUBACKs are held back."""
 
     def __post_init__(self) -> None:
         _check_port("mqtt.port", self.port)
+        if not 0 < self.rate_per_device <= 100_000:
+            raise ConfigError(
+                "mqtt.rate_per_device must be 0-100000 messages/s", setting="mqtt.rate_per_device"
+            )
+
+
+@dataclass(frozen=True)
+class IngestConfig:
+    """The durable ingest journal (what a QoS 1 PUBACK waits for)."""
+
+    synchronous: str = "FULL"
+    """SQLite sync mode of the journal: ``FULL`` survives power loss (fsync per group
+    commit), ``NORMAL`` survives a process crash only."""
+    max_batch: int = 2048
+    """Most messages committed together, in messages."""
+    max_delay_ms: float = 2.0
+    """Longest a message waits for companions before its commit starts, in milliseconds."""
+
+    def __post_init__(self) -> None:
+        if self.synchronous not in ("FULL", "NORMAL"):
+            raise ConfigError("ingest.synchronous must be FULL or NORMAL", setting="ingest.synchronous")
+        if not 1 <= self.max_batch <= 100_000:
+            raise ConfigError("ingest.max_batch must be 1-100000", setting="ingest.max_batch")
+        if not 0 <= self.max_delay_ms <= 1000:
+            raise ConfigError("ingest.max_delay_ms must be 0-1000", setting="ingest.max_delay_ms")
 
 
 @dataclass(frozen=True)
@@ -97,6 +126,7 @@ class HubConfig:
     api: ApiConfig = field(default_factory=ApiConfig)
     mqtt: MqttConfig = field(default_factory=MqttConfig)
     security: SecurityConfig = field(default_factory=SecurityConfig)
+    ingest: IngestConfig = field(default_factory=IngestConfig)
     store: StoreConfig = field(default_factory=StoreConfig)
 
     def __post_init__(self) -> None:

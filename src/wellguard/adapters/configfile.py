@@ -71,6 +71,14 @@ def _coerce(name: str, tp: Any, value: Any, *, from_env: bool) -> Any:
                     return int(value)
                 except ValueError:
                     pass
+        elif option is float:
+            if isinstance(value, int | float) and not isinstance(value, bool):
+                return float(value)
+            if from_env:
+                try:
+                    return float(value)
+                except ValueError:
+                    pass
         elif option is str and isinstance(value, str):
             return value
     if value is None and type(None) in allowed:
