@@ -25,6 +25,7 @@ from wellguard.core.pki import (
     certificate_to_pem,
     issue_device_certificate,
 )
+from wellguard.core.registry.events import ChangeKind, RegistryChange
 from wellguard.core.registry.service import Actor, Registry
 from wellguard.errors import InvalidInputError, NotFoundError
 from wellguard.model.audit import AuditRecord
@@ -113,7 +114,11 @@ class DeviceCertificates:
             source=actor.source,
             details={"serial": str(serial), "reason": reason.value},
         )
-        return self._store.revoke_certificate(serial, now, reason.value, audit)
+        revoked = self._store.revoke_certificate(serial, now, reason.value, audit)
+        self._registry.notifier.publish(
+            RegistryChange(ChangeKind.CERTIFICATE_REVOKED, device_id=existing.device_id)
+        )
+        return revoked
 
     def revoke_all_for(self, device_id: str, reason: RevocationReason, *, actor: Actor) -> int:
         """Revoke every unrevoked certificate of a device; returns how many."""

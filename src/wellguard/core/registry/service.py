@@ -19,8 +19,13 @@ from typing import Any
 from wellguard.core.identity.keys import generate_symmetric_key, validate_symmetric_key
 from wellguard.core.identity.x509 import normalize_thumbprint
 from wellguard.core.registry.audit import ChainBreak, find_chain_break
+from wellguard.core.registry.events import ChangeKind, RegistryChange, RegistryNotifier
 from wellguard.core.registry.ports import RegistryStore
-from wellguard.core.registry.twins import apply_twin_patch, replace_twin_document
+from wellguard.core.registry.twins import (
+    apply_reported_patch,
+    apply_twin_patch,
+    replace_twin_document,
+)
 from wellguard.errors import InvalidInputError, NotFoundError, PreconditionFailedError
 from wellguard.model.audit import AuditEntry, AuditRecord
 from wellguard.model.configuration import Configuration
@@ -99,9 +104,20 @@ class AuthSpec:
 class Registry:
     """Domain operations on the registry; every change is audited."""
 
-    def __init__(self, store: RegistryStore, clock: Callable[[], datetime]) -> None:
+    def __init__(
+        self,
+        store: RegistryStore,
+        clock: Callable[[], datetime],
+        notifier: RegistryNotifier | None = None,
+    ) -> None:
         self._store = store
         self._clock = clock
+        self.notifier = notifier or RegistryNotifier()
+
+    def _identity_changed(self, device_id: str, module_id: str | None = None) -> None:
+        self.notifier.publish(
+            RegistryChange(ChangeKind.IDENTITY, device_id=device_id, module_id=module_id)
+        )
 
     @property
     def store(self) -> RegistryStore:
@@ -176,6 +192,7 @@ class Registry:
     ) -> Device:
         """Replace a device's settings (IoT Hub PUT with If-Match)."""
         current = self.get_device(device_id)
+        _refuse_if_decommissioned(current)
         now = self._clock()
         authentication = _keep_unstated_keys(auth, current.authentication).resolve()
         updated = replace(
@@ -197,6 +214,7 @@ class Registry:
             credentials_changed=authentication != current.authentication,
         )
         self._store.update_device(updated, expected_etag, record)
+        self._identity_changed(device_id)
         return updated
 
     def list_devices(self, *, after: str | None, limit: int) -> list[Device]:
@@ -208,12 +226,14 @@ class Registry:
         self._store.delete_device(
             device_id, expected_etag, self._audit(actor, "device.delete", device_id)
         )
+        self._identity_changed(device_id)
 
     def set_status(
         self, device_id: str, status: DeviceStatus, reason: str | None, *, actor: Actor
     ) -> Device:
         """Enable or disable a device, keeping everything else."""
         current = self.get_device(device_id)
+        _refuse_if_decommissioned(current)
         now = self._clock()
         updated = replace(
             current,
@@ -227,6 +247,7 @@ class Registry:
         self._store.update_device(
             updated, current.etag, self._audit(actor, action, device_id, reason=reason)
         )
+        self._identity_changed(device_id)
         return updated
 
     def rotate_keys(self, device_id: str, *, actor: Actor) -> Device:
@@ -249,6 +270,7 @@ class Registry:
         self._store.update_device(
             updated, current.etag, self._audit(actor, "device.keys.rotate", device_id)
         )
+        self._identity_changed(device_id)
         return updated
 
     def set_lifecycle(
@@ -280,6 +302,7 @@ class Registry:
             **{"from": current.lifecycle.value, "to": state.value, "reason": reason},
         )
         self._store.update_device(updated, current.etag, record)
+        self._identity_changed(device_id)
         return updated
 
     # -- modules ------------------------------------------------------------------------
@@ -350,6 +373,7 @@ class Registry:
         )
         record = self._audit(actor, "module.update", f"{device_id}/{module_id}")
         self._store.update_module(updated, expected_etag, record)
+        self._identity_changed(device_id, module_id)
         return updated
 
     def delete_module(
@@ -358,6 +382,7 @@ class Registry:
         """Delete a module and its twin."""
         record = self._audit(actor, "module.delete", f"{device_id}/{module_id}")
         self._store.delete_module(device_id, module_id, expected_etag, record)
+        self._identity_changed(device_id, module_id)
 
     # -- twins --------------------------------------------------------------------------
 
@@ -400,7 +425,33 @@ class Registry:
             desired_version=updated.desired_version,
         )
         self._store.update_twin(updated, twin.etag, record)
+        if updated.desired_version != twin.desired_version:
+            patch = dict(updated.desired) if replace_all else dict(desired or {})
+            patch["$version"] = updated.desired_version
+            self.notifier.publish(
+                RegistryChange(
+                    ChangeKind.DESIRED,
+                    device_id=device_id,
+                    module_id=module_id,
+                    twin=updated,
+                    patch=patch,
+                )
+            )
         return updated, identity
+
+    def apply_reported(self, device_id: str, module_id: str | None, patch: Any) -> Twin:
+        """Merge a device's reported-properties patch (device side: not audited)."""
+        for _attempt in range(5):
+            twin = self._store.get_twin(device_id, module_id)
+            if twin is None:
+                raise NotFoundError("twin", device_id + (f"/{module_id}" if module_id else ""))
+            updated = apply_reported_patch(twin, patch, new_etag=new_etag())
+            try:
+                self._store.update_twin(updated, twin.etag, None)
+            except PreconditionFailedError:
+                continue  # a concurrent service update; merge onto the newer twin
+            return updated
+        raise PreconditionFailedError("twin", device_id)
 
     def iter_twins(self, *, modules: bool) -> Iterator[tuple[Twin, Device | Module]]:
         """Every twin with its identity (for queries)."""
@@ -483,9 +534,23 @@ class Registry:
         return len(entries), find_chain_break(entries)
 
 
+def _refuse_if_decommissioned(device: Device) -> None:
+    # Decommissioning is final: re-enabling would let modules (whose keys survive) connect
+    # again, and a PUT would hand the device fresh keys. Deleting it is still allowed.
+    if device.lifecycle is LifecycleState.DECOMMISSIONED:
+        raise InvalidInputError(
+            f"device {device.device_id!r} is decommissioned; it can only be deleted",
+            field="lifecycle",
+        )
+
+
 def _keep_unstated_keys(spec: AuthSpec, current: Authentication) -> AuthSpec:
     """An update that names the same auth type but omits keys keeps the current ones."""
     if spec.type is not current.type:
+        return spec
+    if spec.type is AuthType.SELF_SIGNED and spec.primary_thumbprint:
+        # Restated thumbprints replace the pair: an omitted secondary is removed, or a
+        # retired or compromised certificate could never be taken off the device.
         return spec
     return replace(
         spec,
