@@ -91,6 +91,11 @@ class AuthFailureReason(StrEnum):
     MISSING_CREDENTIALS = "missing_credentials"
     INSUFFICIENT_RIGHTS = "insufficient_rights"
     IP_FILTERED = "ip_filtered"
+    BAD_USERNAME = "bad_username"
+    BAD_CLIENT_ID = "bad_client_id"
+    CLIENT_ID_MISMATCH = "client_id_mismatch"
+    WRONG_HOST = "wrong_host"
+    TOPIC_NOT_ALLOWED = "topic_not_allowed"
 
 
 class AuthError(WellguardError):
