@@ -13,6 +13,7 @@ from __future__ import annotations
 import hashlib
 import json
 from collections.abc import Iterable
+from datetime import UTC
 
 from wellguard.model.audit import AuditEntry, AuditRecord
 
@@ -23,10 +24,13 @@ GENESIS = "0" * 64
 
 def chain_hash(seq: int, record: AuditRecord, prev_hash: str) -> str:
     """The hash that entry ``seq`` with ``record`` after ``prev_hash`` must carry."""
+    # Stores keep the instant, not the zone it was given in: hash the UTC rendering so
+    # an entry read back verifies whatever zone the clock used.
+    at = record.at.astimezone(UTC) if record.at.tzinfo is not None else record.at
     canonical = json.dumps(
         {
             "seq": seq,
-            "at": record.at.isoformat(timespec="microseconds"),
+            "at": at.isoformat(timespec="microseconds"),
             "actor": record.actor,
             "action": record.action,
             "target": record.target,

@@ -70,7 +70,9 @@ def merge_patch(target: dict[str, Any], patch: dict[str, Any]) -> dict[str, Any]
     return result
 
 
-def _strip_reserved(doc: dict[str, Any]) -> dict[str, Any]:
+def _strip_reserved(doc: Any) -> Any:
+    if not isinstance(doc, dict):
+        return doc  # not an object: validate_property_document refuses it precisely
     return {k: v for k, v in doc.items() if not k.startswith("$")}
 
 
