@@ -6,7 +6,7 @@ PY := $(VENV)/bin/python
 DATA ?= ./wg-data
 PIPFLAGS ?= -q
 
-.PHONY: run test lint unit bench clean sdk-venv
+.PHONY: run test lint unit bench docs clean sdk-venv
 
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -43,6 +43,9 @@ unit: $(VENV)/.installed-dev
 
 bench: $(VENV)/.installed-dev
 	$(PY) bench/run_all.py
+
+docs: $(VENV)/.installed
+	$(PY) -m wellguard.apps.cli.reference > docs/cli.md
 
 clean:
 	rm -rf $(VENV) $(SDK_VENV) build src/*.egg-info .pytest_cache .mypy_cache .ruff_cache

@@ -77,7 +77,9 @@ class IngestConfig:
 
     def __post_init__(self) -> None:
         if self.synchronous not in ("FULL", "NORMAL"):
-            raise ConfigError("ingest.synchronous must be FULL or NORMAL", setting="ingest.synchronous")
+            raise ConfigError(
+                "ingest.synchronous must be FULL or NORMAL", setting="ingest.synchronous"
+            )
         if not 1 <= self.max_batch <= 100_000:
             raise ConfigError("ingest.max_batch must be 1-100000", setting="ingest.max_batch")
         if not 0 <= self.max_delay_ms <= 1000:

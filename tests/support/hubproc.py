@@ -18,7 +18,16 @@ import httpx
 
 from wellguard.core.identity import generate_sas_token
 
-__all__ = ["HubProcess", "run_cli", "start_hub"]
+__all__ = ["HubProcess", "random_loopback", "run_cli", "start_hub"]
+
+
+def random_loopback() -> str:
+    """A random 127.x.y.z address (the SDK's MQTT port is fixed at 8883, so each hub
+    gets its own address; devices reach it through GatewayHostName)."""
+    import secrets
+
+    octets = (secrets.randbelow(200) + 20, secrets.randbelow(250) + 1, secrets.randbelow(250) + 2)
+    return "127.{}.{}.{}".format(*octets)
 
 
 def run_cli(
@@ -52,6 +61,8 @@ class HubProcess:
     hostname: str
     admin: dict[str, str]
     log_file: Path
+    mqtt_host: str = ""
+    mqtt_port: int = 0
 
     @property
     def root_ca(self) -> Path:
@@ -113,8 +124,10 @@ def start_hub(
     up_args: Sequence[str] = (),
     env: dict[str, str] | None = None,
     initialise: bool = True,
+    https_port: int = 0,
 ) -> HubProcess:
-    """``wellguard init`` (unless told not to) and ``wellguard up --https-port 0``."""
+    """``wellguard init`` (unless told not to) and ``wellguard up --https-port PORT``
+    (0, the default, picks a free port)."""
     if initialise:
         run_cli("init", "--hostname", hostname, *init_args, data=data, env=env)
     run_file = data / "run" / "hub.json"
@@ -131,7 +144,7 @@ def start_hub(
                 "--data",
                 str(data),
                 "--https-port",
-                "0",
+                str(https_port),
                 *up_args,
             ],
             stdout=log,
@@ -154,6 +167,8 @@ def start_hub(
         hostname=admin["hostName"],
         admin=admin,
         log_file=log_file,
+        mqtt_host=info.get("mqttBind", ""),
+        mqtt_port=info.get("mqttPort", 0),
     )
     try:
         _wait_healthy(hub, deadline)

@@ -6,25 +6,21 @@ does), opens the store, loads the CA and wires the services into the REST API.
 
 from __future__ import annotations
 
-import asyncio
 import errno
 import os
 import socket
 import ssl
-import sys
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from pathlib import Path
-
-import uvicorn
 
 from wellguard.adapters.configfile import dump_config, load_config
 from wellguard.adapters.datadir import DataDir
 from wellguard.adapters.sql.engine import migrate, open_engine, sqlite_url
 from wellguard.adapters.sql.registry_store import SqlRegistryStore
 from wellguard.adapters.sql.security_events import SqlSecurityEventLog
-from wellguard.apps.api import ApiContext, MethodResult, create_app
+from wellguard.apps.api import ApiContext, MethodResult
 from wellguard.config import ApiConfig, HubConfig
 from wellguard.core.pki import KeyType, certificates_from_pem
 from wellguard.core.registry import Actor, Registry
@@ -32,7 +28,7 @@ from wellguard.core.registry.certificates import DeviceCertificates
 from wellguard.core.secretbox import SecretBox
 from wellguard.errors import ConfigError
 
-__all__ = ["Hub", "init_data_dir", "open_hub", "serve"]
+__all__ = ["Hub", "bind_https", "hub_ssl_context", "init_data_dir", "open_hub", "utcnow"]
 
 
 def utcnow() -> datetime:
@@ -120,6 +116,7 @@ class Hub:
     config: HubConfig
     context: ApiContext
     box: SecretBox
+    clock: Callable[[], datetime] = utcnow
 
     def close(self) -> None:
         """Release the store."""
@@ -164,7 +161,7 @@ def open_hub(
         root_ca_pem=data.root_ca_file.read_bytes(),
         clock=clock,
     )
-    return Hub(data=data, config=config, context=ctx, box=box)
+    return Hub(data=data, config=config, context=ctx, box=box, clock=clock)
 
 
 def _certificate_names(data: DataDir) -> list[str]:
@@ -203,71 +200,10 @@ def bind_https(api: ApiConfig) -> socket.socket:
     raise ConfigError(f"cannot listen on {api.bind} port 443 or 8443: {last.strerror}")
 
 
-def _hub_ssl_context(hub: Hub) -> ssl.SSLContext:
+def hub_ssl_context(hub: Hub) -> ssl.SSLContext:
+    """The HTTPS listener's TLS context (TLS 1.2+)."""
     tls = hub.data.hub_tls(hub.box)
     context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
     context.minimum_version = ssl.TLSVersion.TLSv1_2
     context.load_cert_chain(tls.cert_file, tls.key_file, password=tls.key_password)
     return context
-
-
-async def serve(hub: Hub, *, announce: Callable[[str], None] = print) -> None:
-    """Run the hub's listeners until SIGINT/SIGTERM."""
-    sock = bind_https(hub.config.api)
-    port = sock.getsockname()[1]
-    hosts = {hub.config.hostname, *hub.context.hub_hosts}
-    hosts |= {f"{h}:{port}" for h in list(hosts)}
-    hub.context = replace(hub.context, hub_hosts=tuple(sorted(hosts)))
-    app = create_app(hub.context)
-    tls = hub.data.hub_tls(hub.box)
-    config = uvicorn.Config(
-        app,
-        ssl_certfile=str(tls.cert_file),
-        ssl_keyfile=str(tls.key_file),
-        ssl_keyfile_password=tls.key_password,
-        log_config=None,
-        server_header=False,
-        date_header=True,
-        proxy_headers=False,
-        lifespan="off",
-        timeout_keep_alive=30,
-        h11_max_incomplete_event_size=64 * 1024,
-    )
-    config.load()
-    config.ssl = _hub_ssl_context(hub)
-    server = uvicorn.Server(config)
-    display = hub.config.api.bind if ":" not in hub.config.api.bind else f"[{hub.config.api.bind}]"
-    api_url = f"https://{display}:{port}"
-    hub.data.write_run_info(
-        {
-            "pid": os.getpid(),
-            "apiUrl": api_url,
-            "apiPort": port,
-            "bind": hub.config.api.bind,
-            "hostname": hub.config.hostname,
-            "startedAt": utcnow().isoformat(),
-        }
-    )
-    announce(f"wellguard hub {hub.config.hostname} is up")
-    announce(f"  REST API   {api_url}  (OpenAPI: {api_url}/openapi.json)")
-    announce(f"  trust      {hub.data.root_ca_file}")
-    announce(f"  connect    wellguard policy connection-string iothubowner --data {hub.data.root}")
-    try:
-        await server.serve(sockets=[sock])
-    finally:
-        hub.data.clear_run_info()
-        hub.close()
-
-
-def run(hub: Hub) -> None:
-    """Run ``serve`` on uvloop when it is installed."""
-    try:
-        import uvloop
-
-        runner: Callable[..., object] = uvloop.run
-    except ImportError:  # pragma: no cover - uvloop is a dependency on Linux
-        runner = asyncio.run
-    try:
-        runner(serve(hub, announce=lambda line: print(line, flush=True)))
-    except KeyboardInterrupt:
-        sys.exit(0)

@@ -3,7 +3,9 @@
 The scripts run in the Azure SDK's own interpreter (azure-iot-hub pins paho-mqtt<2, which
 the main virtualenv cannot have), so they talk to the test only through JSON: arguments
 on stdin, results on stdout. They record what the SDK returned or raised and leave every
-judgement to the test.
+judgement to the test. A device script that needs the test to act on the hub while it is
+connected (push a desired patch, invoke a method) first ``announce``s a step as one JSON
+line; the results follow as the last line.
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ from azure.iot.hub import IoTHubConfigurationManager, IoTHubRegistryManager
 from msrest.exceptions import HttpOperationError
 
 __all__ = [
+    "announce",
     "configuration_manager",
     "emit",
     "read_arguments",
@@ -35,6 +38,11 @@ def read_arguments() -> dict[str, Any]:
 def emit(results: dict[str, Any]) -> None:
     """Hand the results to the test (JSON on stdout)."""
     json.dump(results, sys.stdout, default=str)
+
+
+def announce(step: str, **details: Any) -> None:
+    """Tell the test that the scenario reached ``step`` (one JSON line, flushed at once)."""
+    print(json.dumps({"step": step, **details}, default=str), flush=True)
 
 
 def registry_manager(connection_string: str, root_ca: str) -> IoTHubRegistryManager:

@@ -17,10 +17,16 @@ def test_defaults_without_a_file() -> None:
 
 def test_file_and_environment(tmp_path: Path) -> None:
     path = tmp_path / "wellguard.toml"
-    path.write_text('hostname = "hub.field"\n[api]\nhttps_port = 9443\n[mqtt]\nrate_per_device = 5\n')
+    path.write_text(
+        'hostname = "hub.field"\n[api]\nhttps_port = 9443\n[mqtt]\nrate_per_device = 5\n'
+    )
     config = load_config(
         path,
-        {"WELLGUARD_API_BIND": "0.0.0.0", "WELLGUARD_MQTT_ENABLED": "false", "WELLGUARD_INGEST_MAX_DELAY_MS": "0.5"},
+        {
+            "WELLGUARD_API_BIND": "0.0.0.0",
+            "WELLGUARD_MQTT_ENABLED": "false",
+            "WELLGUARD_INGEST_MAX_DELAY_MS": "0.5",
+        },
     )
     assert config.hostname == "hub.field"
     assert config.api.https_port == 9443
@@ -45,12 +51,18 @@ def test_round_trip(tmp_path: Path) -> None:
         ('[api]\nhttps_port = "x"\n', {}, "api.https_port"),
         ("[api]\nhttps_port = 70000\n", {}, "api.https_port"),
         ("", {"WELLGUARD_API_HTTPS_PORT": "eighty"}, "api.https_port"),
-        ('[security]\nip_filter_default_action = "maybe"\n', {}, "security.ip_filter_default_action"),
+        (
+            '[security]\nip_filter_default_action = "maybe"\n',
+            {},
+            "security.ip_filter_default_action",
+        ),
         ('[ingest]\nsynchronous = "OFF"\n', {}, "ingest.synchronous"),
         ("api = 3\n", {}, "api"),
     ],
 )
-def test_bad_settings_name_themselves(tmp_path: Path, text: str, env: dict[str, str], setting: str) -> None:
+def test_bad_settings_name_themselves(
+    tmp_path: Path, text: str, env: dict[str, str], setting: str
+) -> None:
     path = tmp_path / "wellguard.toml"
     path.write_text(text)
     with pytest.raises(ConfigError) as info:

@@ -19,6 +19,7 @@ from sqlalchemy import (
     ForeignKeyConstraint,
     Index,
     Integer,
+    LargeBinary,
     MetaData,
     String,
     Table,
@@ -202,4 +203,67 @@ security_events = Table(
     Column("detail", Text, nullable=False),
     Index("ix_security_events_at", "at"),
     Index("ix_security_events_identity", "identity"),
+)
+
+
+# -- message routing (wellguard.adapters.routing) ------------------------------------------
+
+routing_endpoints = Table(
+    "routing_endpoints",
+    metadata,
+    Column("name", String(64), primary_key=True),
+    Column("kind", String(16), nullable=False),
+    Column("url", String(2048)),
+    # {header: {"sealed": token}} under the master key, or {header: {"value": text}}
+    Column("headers", JSON, nullable=False),
+    Column("path", String(512)),
+    Column("allow_http", Boolean, nullable=False, default=False),
+    Column("updated", UtcDateTime(), nullable=False),
+)
+
+routing_routes = Table(
+    "routing_routes",
+    metadata,
+    Column("name", String(64), primary_key=True),
+    Column("source", String(64), nullable=False),
+    Column("condition", Text, nullable=False),
+    Column("endpoints", JSON, nullable=False),
+    Column("enabled", Boolean, nullable=False),
+    Column("updated", UtcDateTime(), nullable=False),
+)
+
+routing_settings = Table(
+    "routing_settings",
+    metadata,
+    Column("name", String(64), primary_key=True),
+    Column("value", JSON, nullable=False),
+)
+
+# Batches an endpoint refused or could not take after its retries: one row per message.
+dead_letters = Table(
+    "dead_letters",
+    metadata,
+    Column(
+        "id", BigInteger().with_variant(Integer, "sqlite"), primary_key=True, autoincrement=True
+    ),
+    Column("at", UtcDateTime(), nullable=False),
+    Column("endpoint", String(64), nullable=False),
+    Column("seq", BigInteger, nullable=False),
+    Column("reason", Text, nullable=False),
+    Column("message", JSON, nullable=False),
+    Column("body", LargeBinary, nullable=False),
+    Index("ix_dead_letters_endpoint", "endpoint", "id"),
+)
+
+# ASC security messages, keyed by their ingest-journal sequence number (idempotent).
+security_inbox = Table(
+    "security_inbox",
+    metadata,
+    Column("seq", BigInteger, primary_key=True, autoincrement=False),
+    Column("device_id", String(ID), nullable=False),
+    Column("module_id", String(ID)),
+    Column("enqueued_at", UtcDateTime(), nullable=False),
+    Column("system_properties", JSON, nullable=False),
+    Column("app_properties", JSON, nullable=False),
+    Column("body", LargeBinary, nullable=False),
 )

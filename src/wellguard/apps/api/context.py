@@ -10,9 +10,10 @@ from typing import Protocol
 from wellguard.config import HubConfig
 from wellguard.core.registry import Registry
 from wellguard.core.registry.certificates import DeviceCertificates
+from wellguard.errors import WellguardError
 from wellguard.model.security_event import HubSecurityEvent
 
-__all__ = ["ApiContext", "DeviceMethods", "MethodResult", "SecurityEventLog"]
+__all__ = ["ApiContext", "DeviceMethods", "MethodResult", "MethodTimeoutError", "SecurityEventLog"]
 
 
 class SecurityEventLog(Protocol):
@@ -20,6 +21,10 @@ class SecurityEventLog(Protocol):
 
     def record(self, event: HubSecurityEvent) -> None: ...
     def recent(self, *, after: int | None, limit: int) -> list[HubSecurityEvent]: ...
+
+
+class MethodTimeoutError(WellguardError):
+    """The device did not answer a direct method in time."""
 
 
 @dataclass(frozen=True)

@@ -13,7 +13,7 @@ from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import JSONResponse
 
 from wellguard.apps.api.auth import Caller, requires
-from wellguard.apps.api.context import ApiContext
+from wellguard.apps.api.context import ApiContext, MethodTimeoutError
 from wellguard.apps.api.errors import error_response
 from wellguard.apps.api.wire import (
     auth_spec_from_json,
@@ -427,14 +427,21 @@ async def _invoke(
         await run_in_threadpool(ctx.registry.get_module, device_id, module_id)
     else:
         await run_in_threadpool(ctx.registry.get_device, device_id)
-    result = await ctx.methods.invoke(
-        device_id,
-        module_id,
-        name,
-        payload,
-        response_timeout=response_timeout,
-        connect_timeout=connect_timeout,
-    )
+    try:
+        result = await ctx.methods.invoke(
+            device_id,
+            module_id,
+            name,
+            payload,
+            response_timeout=response_timeout,
+            connect_timeout=connect_timeout,
+        )
+    except MethodTimeoutError:
+        return error_response(
+            504,
+            "GatewayTimeoutException",
+            f"Timed out waiting for the response from device {device_id}.",
+        )
     if result is None:
         return error_response(
             404, "DeviceNotOnline", f"Timed out waiting for device {device_id} to connect."

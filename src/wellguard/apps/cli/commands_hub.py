@@ -105,8 +105,9 @@ def init(
 )
 def up(data_dir: Path, bind: str | None, https_port: int | None, log_level: str) -> None:
     """Start the hub (REST API over TLS) on the data folder."""
-    from wellguard.apps.hub import open_hub, run
+    from wellguard.apps.hub import open_hub
     from wellguard.apps.logsetup import configure_logging
+    from wellguard.apps.runtime import run
 
     configure_logging(log_level)
     overrides: dict[str, Any] = {}

@@ -13,7 +13,12 @@ import sys
 import click
 
 from wellguard import __version__
-from wellguard.apps.cli import commands_device, commands_hub
+from wellguard.apps.cli import (
+    commands_device,
+    commands_hub,
+    commands_messaging,
+    commands_routing,
+)
 from wellguard.errors import AuthError, ConfigError, WellguardError
 
 __all__ = ["main"]
@@ -25,7 +30,7 @@ def cli() -> None:
     """wellguard: a self-hosted IoT hub, secure end to end."""
 
 
-for group in (commands_hub, commands_device):
+for group in (commands_hub, commands_device, commands_messaging, commands_routing):
     for command in group.COMMANDS:
         cli.add_command(command)
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from alembic import context
 
+import wellguard.adapters.sql.schema_hub  # noqa: F401  (registers its tables)
 from wellguard.adapters.sql.schema import metadata
 
 connection = context.config.attributes.get("connection")

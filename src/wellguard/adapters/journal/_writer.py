@@ -1,0 +1,335 @@
+"""The journal's writer thread: group commit of queued messages, one statement per batch.
+
+Theory of operation: ``SqliteJournal.submit`` appends ``(message, future)`` to ``queue``
+(a deque: appends and pops are atomic under the GIL) and sets ``wake`` if it is clear.
+The writer sleeps on ``wake`` while the queue is empty. Awake, it takes up to
+``max_batch`` queued messages, numbers them after ``last_seq``, encodes them and commits
+them in one transaction, then hands the batch's outcome to the event loop with ONE
+``call_soon_threadsafe``. Messages that arrive while a commit runs form the next batch,
+so batches grow with load by themselves (group commit), and a message that finds the
+writer idle is committed at once. While busy, commits start at most every
+``max_delay_s`` unless a batch is full, so a fast disk does not turn moderate load into
+thousands of tiny commits.
+
+A failed commit fails that batch's futures and drops the connection; the next batch
+opens a new one and first re-reads the newest stored seq (a commit reported as failed
+may still have reached the disk), so seqs stay dense and unique.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import sqlite3
+import threading
+import time
+from collections import deque
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, TypeVar
+
+from wellguard.adapters.journal._rows import COLUMNS, encode_into, insert_sql, padding
+from wellguard.adapters.journal._sqlite import connect, initialise, stored_last_seq
+from wellguard.adapters.journal._stats import StatsRecorder
+from wellguard.errors import StorageError
+from wellguard.model.message import DeviceMessage
+
+__all__ = ["BatchOutcome", "JournalWriter", "Pending"]
+
+_log = logging.getLogger("wellguard.journal")
+
+Pending = tuple[DeviceMessage, "asyncio.Future[int]"]
+T = TypeVar("T")
+_WIDTH = len(COLUMNS)
+
+
+@dataclass(frozen=True, slots=True)
+class BatchOutcome:
+    """What became of one batch; ``resolve`` passes it on to the futures (on the loop)."""
+
+    committed: list[asyncio.Future[int]]
+    """Futures of the messages in the commit, in seq order from ``first_seq``."""
+    first_seq: int
+    error: str | None
+    """Why the commit failed (every future in ``committed`` fails), or None."""
+    rejected: list[tuple[asyncio.Future[int], str]]
+    """Messages that could not be stored at all, with the reason."""
+
+    def resolve(self) -> None:
+        """Set every future's result or exception; cancelled futures are left alone."""
+        if self.error is None:
+            seq = self.first_seq
+            for future in self.committed:
+                if not future.done():
+                    future.set_result(seq)
+                seq += 1
+        else:
+            for future in self.committed:
+                if not future.done():
+                    future.set_exception(StorageError(self.error))
+        for future, reason in self.rejected:
+            if not future.done():
+                future.set_exception(StorageError(reason))
+
+
+class JournalWriter:
+    """The writer thread and the one read-write connection of a journal file."""
+
+    def __init__(
+        self,
+        path: Path,
+        *,
+        synchronous: str,
+        busy_timeout_s: float,
+        max_batch: int,
+        max_delay_s: float,
+    ) -> None:
+        self.queue: deque[Pending] = deque()
+        self.wake = threading.Event()
+        self.full = threading.Event()
+        self.stats = StatsRecorder()
+        self.last_seq = 0
+        """Newest committed seq; written by the writer only."""
+        self.settled = 0
+        """Messages taken off the queue and committed or failed; written by the writer only."""
+        self._path = path
+        self._synchronous = synchronous
+        self._busy_timeout_s = busy_timeout_s
+        self._max_batch = max_batch
+        self._max_delay_s = max_delay_s
+        self._lock = threading.Lock()  # guards the connection: batches vs. checkpoints etc.
+        self._conn: sqlite3.Connection | None = None
+        self._closed = False
+        self._resync = False
+        self._stopping = False
+        self._statements: dict[int, str] = {}
+        self._rows_per_statement = 1
+        self._thread: threading.Thread | None = None
+
+    # -- lifecycle ------------------------------------------------------------------------
+
+    def open(self) -> None:
+        """Open (creating) the file and recover ``last_seq``; call before ``start``."""
+        with self._lock:
+            self.last_seq = stored_last_seq(self._connection())
+
+    def start(
+        self,
+        loop: asyncio.AbstractEventLoop,
+        deliver: Callable[[BatchOutcome], None],
+        committed: Callable[[int], None],
+        stopped: Callable[[], None],
+    ) -> None:
+        """Start the thread. ``deliver`` and ``stopped`` run on ``loop``; ``committed``
+        (with the number of rows) runs in the writer thread after each successful commit."""
+        self._thread = threading.Thread(
+            target=self._run,
+            args=(loop, deliver, committed, stopped),
+            name="wellguard-journal-writer",
+            daemon=True,  # close() is the way out; a forgotten journal must not hang exit
+        )
+        self._thread.start()
+
+    def stop(self) -> None:
+        """Ask the thread to commit what is queued and end."""
+        self._stopping = True
+        self.wake.set()
+        self.full.set()
+
+    def join(self) -> None:
+        """Wait for the thread to end."""
+        if self._thread is not None:
+            self._thread.join()
+
+    def exclusive(self, operation: Callable[[sqlite3.Connection], T]) -> T:
+        """Run ``operation`` on the read-write connection between batches (any thread)."""
+        with self._lock:
+            try:
+                return operation(self._connection())
+            except sqlite3.Error as exc:
+                self._discard()
+                raise StorageError(f"ingest journal {self._path}: {exc}") from exc
+
+    # -- the thread ------------------------------------------------------------------------
+
+    def _run(
+        self,
+        loop: asyncio.AbstractEventLoop,
+        deliver: Callable[[BatchOutcome], None],
+        committed: Callable[[int], None],
+        stopped: Callable[[], None],
+    ) -> None:
+        queue = self.queue
+        idle = True
+        last_start = 0.0
+        batch: list[Pending] = []
+        try:
+            while True:
+                if not queue:
+                    if self._stopping:
+                        return
+                    self.wake.wait()
+                    self.wake.clear()
+                    idle = True
+                    continue
+                if not idle:
+                    self._linger(last_start)
+                last_start = time.monotonic()
+                size = min(len(queue), self._max_batch)
+                batch = [queue.popleft() for _ in range(size)]
+                outcome = self._write_guarded(batch)
+                self.settled += size
+                try:
+                    loop.call_soon_threadsafe(deliver, outcome)
+                except RuntimeError:  # the loop is closed: nobody is waiting any more
+                    _log.warning("event loop closed; %d journal results not delivered", size)
+                batch = []
+                if outcome.error is None and outcome.committed:
+                    committed(len(outcome.committed))
+                idle = False
+        finally:
+            with self._lock:
+                self._closed = True
+                self._discard()
+            # Empty unless the thread died of something unforeseen: fail, never strand.
+            stranded = [future for _message, future in [*batch, *_drain(queue)]]
+            with contextlib.suppress(RuntimeError):
+                if stranded:
+                    outcome = BatchOutcome(stranded, 0, "the journal writer stopped", [])
+                    loop.call_soon_threadsafe(deliver, outcome)
+                loop.call_soon_threadsafe(stopped)
+
+    def _linger(self, last_start: float) -> None:
+        # Busy: let companions arrive until max_delay_s after the previous commit started.
+        remaining = last_start + self._max_delay_s - time.monotonic()
+        if remaining <= 0 or self._stopping:
+            return
+        self.full.clear()
+        if len(self.queue) < self._max_batch:
+            self.full.wait(remaining)
+
+    def _write_guarded(self, batch: list[Pending]) -> BatchOutcome:
+        try:
+            return self._write(batch)
+        except Exception as exc:  # a bug must not kill the thread every publisher waits on
+            _log.exception("ingest journal writer failed on a batch")
+            with self._lock:
+                self._discard()
+                self._resync = True
+            self.stats.failed(len(batch), batch=True)
+            return BatchOutcome([f for _, f in batch], 0, f"journal writer failed: {exc}", [])
+
+    def _write(self, batch: list[Pending]) -> BatchOutcome:
+        committed: list[asyncio.Future[int]] = []
+        rejected: list[tuple[asyncio.Future[int], str]] = []
+        params: list[Any] = []
+        with self._lock:
+            try:
+                conn = self._connection()
+                if self._resync:
+                    self.last_seq = max(self.last_seq, stored_last_seq(conn))
+                    self._resync = False
+            except (sqlite3.Error, StorageError) as exc:
+                self._discard()
+                self.stats.failed(len(batch), batch=True)
+                reason = f"ingest journal unavailable: {exc}"
+                return BatchOutcome([f for _, f in batch], 0, reason, [])
+            first = seq = self.last_seq + 1
+            for message, future in batch:
+                mark = len(params)
+                try:
+                    encode_into(params, seq, message)
+                except Exception as exc:  # this message alone cannot be stored
+                    del params[mark:]
+                    rejected.append((future, f"message cannot be journaled: {exc}"))
+                    continue
+                committed.append(future)
+                seq += 1
+            if rejected:
+                self.stats.failed(len(rejected), batch=False)
+            if not committed:
+                return BatchOutcome(committed, first, None, rejected)
+            started = time.perf_counter()
+            try:
+                self._insert(conn, params, len(committed))
+            except sqlite3.Error as exc:
+                self._discard()
+                self._resync = True
+                self.stats.failed(len(committed), batch=True)
+                return BatchOutcome(committed, first, f"journal commit failed: {exc}", rejected)
+            self.stats.committed(len(committed), time.perf_counter() - started)
+            self.last_seq = seq - 1
+        return BatchOutcome(committed, first, None, rejected)
+
+    def _insert(self, conn: sqlite3.Connection, params: list[Any], rows: int) -> None:
+        per = self._rows_per_statement
+        if rows <= per:
+            # One statement in autocommit mode is one transaction: one step, one fsync.
+            slots = _slots(rows)
+            params += padding(rows, slots)
+            conn.execute(self._statement(slots), params)
+            return
+        conn.execute("BEGIN IMMEDIATE")
+        try:
+            for start in range(0, rows, per):
+                count = min(per, rows - start)
+                slots = _slots(count)
+                chunk = params[start * _WIDTH : (start + count) * _WIDTH]
+                chunk += padding(count, slots)
+                conn.execute(self._statement(slots), chunk)
+            conn.execute("COMMIT")
+        except BaseException:
+            if conn.in_transaction:
+                with contextlib.suppress(sqlite3.Error):
+                    conn.execute("ROLLBACK")
+            raise
+
+    def _statement(self, slots: int) -> str:
+        sql = self._statements.get(slots)
+        if sql is None:
+            sql = self._statements[slots] = insert_sql(slots)
+        return sql
+
+    # -- the connection (under _lock) -----------------------------------------------------
+
+    def _connection(self) -> sqlite3.Connection:
+        if self._closed:
+            raise StorageError("the ingest journal is closed")
+        if self._conn is None:
+            try:
+                conn = connect(
+                    self._path,
+                    synchronous=self._synchronous,
+                    busy_timeout_s=self._busy_timeout_s,
+                )
+                try:
+                    initialise(conn, self._path)
+                    variables = conn.getlimit(sqlite3.SQLITE_LIMIT_VARIABLE_NUMBER)
+                except BaseException:
+                    conn.close()
+                    raise
+            except sqlite3.Error as exc:
+                raise StorageError(f"cannot open the ingest journal {self._path}: {exc}") from exc
+            self._rows_per_statement = 1 << max(0, (variables // _WIDTH).bit_length() - 1)
+            self._conn = conn
+        return self._conn
+
+    def _discard(self) -> None:
+        conn, self._conn = self._conn, None
+        if conn is not None:
+            with contextlib.suppress(sqlite3.Error):
+                conn.close()
+
+
+def _drain(queue: deque[Pending]) -> list[Pending]:
+    items = []
+    while queue:
+        items.append(queue.popleft())
+    return items
+
+
+def _slots(rows: int) -> int:
+    """``rows`` rounded up to a power of two (statements are cached per size)."""
+    return 1 << (rows - 1).bit_length()

@@ -1,0 +1,556 @@
+"""The MQTT gateway: listener, session table, live enforcement, C2D, twins and methods.
+
+One ``GatewayServer`` runs in the hub's event loop beside the REST API. Blocking work
+(registry lookups, SQL writes) goes to a small thread pool; registry changes arrive from
+API threads through ``RegistryNotifier`` and are handed to the loop, where the affected
+connections are re-checked with the same decision that admitted them (within one sweep).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+import itertools
+import logging
+import time
+from collections.abc import Callable, Iterable
+from concurrent.futures import ThreadPoolExecutor
+from datetime import datetime
+from typing import Any, TypeVar
+
+import orjson
+
+from wellguard.adapters.sql.hub_state import PresenceUpdate, SqlSessionStore
+from wellguard.adapters.tls import TlsServerContext, TlsSession
+from wellguard.apps.api.context import MethodResult, MethodTimeoutError, SecurityEventLog
+from wellguard.apps.gateway.auth import DeviceAuthenticator
+from wellguard.apps.gateway.connection import DeviceConnection
+from wellguard.apps.gateway.metrics import GatewayMetrics
+from wellguard.apps.gateway.presence import PresenceWriter
+from wellguard.config import MqttConfig
+from wellguard.core.c2d import C2dService
+from wellguard.core.gateway import (
+    AdmissionControl,
+    ClaimedIdentity,
+    CounterName,
+    DeviceCounters,
+    DeviceThrottle,
+    SubscriptionKind,
+    ThrottleDecision,
+    c2d_topic,
+    desired_patch_topic,
+    method_request_topic,
+)
+from wellguard.core.identity import IpFilterAction, evaluate_ip_filter
+from wellguard.core.ingest.ports import IngestJournal
+from wellguard.core.registry import Registry
+from wellguard.core.registry.events import ChangeKind, RegistryChange
+from wellguard.errors import AuthError, WellguardError
+from wellguard.model.c2d import C2dMessage
+from wellguard.model.message import DeviceMessage, MessageSource, SystemProperty
+from wellguard.model.security_event import HubSecurityEvent
+from wellguard.model.twin import Twin
+
+__all__ = ["GatewayServer", "MethodTimeoutError"]
+
+_log = logging.getLogger("wellguard.gateway")
+T = TypeVar("T")
+_SWEEP_SECONDS = 0.5
+_KINDS = {kind.value for kind in SubscriptionKind}
+_C2D_REDELIVERY_SECONDS = 30.0
+
+
+class GatewayServer:
+    """Accepts device connections and implements ``DeviceMethods`` for the API."""
+
+    def __init__(
+        self,
+        *,
+        config: MqttConfig,
+        registry: Registry,
+        journal: IngestJournal,
+        c2d: C2dService,
+        authenticator: DeviceAuthenticator,
+        tls: TlsServerContext,
+        security_log: SecurityEventLog,
+        presence: PresenceWriter,
+        ip_rules: Callable[[], list[Any]],
+        ip_default: IpFilterAction,
+        clock: Callable[[], datetime],
+        metrics: GatewayMetrics,
+        session_store: SqlSessionStore,
+        rate_per_device: float = 100.0,
+    ) -> None:
+        self.config = config
+        self.registry = registry
+        self.journal = journal
+        self.c2d = c2d
+        self.authenticator = authenticator
+        self.security_log = security_log
+        self.presence = presence
+        self.clock = clock
+        self.metrics = metrics
+        self._tls = tls
+        self._ip_rules_source = ip_rules
+        self._ip_rules = ip_rules()
+        self._ip_default = ip_default
+        self._rate = rate_per_device
+        self.loop = asyncio.get_running_loop()
+        self._executor = ThreadPoolExecutor(max_workers=8, thread_name_prefix="wg-gateway")
+        self.sessions: dict[str, DeviceConnection] = {}
+        self.connections: set[DeviceConnection] = set()
+        self._persistent: dict[str, dict[SubscriptionKind, int]] = {}
+        self._session_store = session_store
+        self._throttles: dict[str, DeviceThrottle] = {}
+        self._admission = AdmissionControl()
+        self.counters = DeviceCounters()
+        self._methods: dict[str, tuple[asyncio.Future[tuple[int, Any]], str]] = {}
+        self._method_ids = itertools.count(1)
+        self._arrivals: dict[str, list[asyncio.Future[None]]] = {}
+        self._server: asyncio.AbstractServer | None = None
+        self._sweeper: asyncio.Task[None] | None = None
+        registry.notifier.subscribe(self._change_from_thread)
+
+    # -- lifecycle ----------------------------------------------------------------------
+
+    async def start(self) -> int:
+        """Listen; returns the bound port."""
+        await self.run_blocking(self.presence.reset, self.clock())
+        stored = await self.run_blocking(self._session_store.load_all)
+        for key, subscriptions in stored.items():
+            kinds = {SubscriptionKind(k): int(q) for k, q in subscriptions.items() if k in _KINDS}
+            if kinds:
+                self._persistent[key] = kinds
+        self._server = await self.loop.create_server(
+            lambda: DeviceConnection(self),
+            host=self.config.bind,
+            port=self.config.port,
+            backlog=4096,
+            reuse_address=True,
+        )
+        self._sweeper = self.loop.create_task(self._sweep_forever())
+        sock = self._server.sockets[0]
+        return int(sock.getsockname()[1])
+
+    async def stop(self) -> None:
+        """Stop listening, close every connection, flush presence and counters."""
+        if self._server is not None:
+            self._server.close()
+        for conn in list(self.connections):
+            conn.close()
+        if self._sweeper is not None:
+            self._sweeper.cancel()
+        await self.run_blocking(self._flush_state, True)
+        self._executor.shutdown(wait=False, cancel_futures=True)
+
+    async def run_blocking(self, fn: Callable[..., T], *args: Any) -> T:
+        """Run blocking work (SQL) off the event loop."""
+        return await self.loop.run_in_executor(self._executor, functools.partial(fn, *args))
+
+    def _background(self, fn: Callable[..., Any], *args: Any) -> None:
+        future = self.loop.run_in_executor(self._executor, functools.partial(fn, *args))
+        future.add_done_callback(_log_failure)
+
+    # -- admission ------------------------------------------------------------------------
+
+    def admit(self, ip: str) -> str | None:
+        """None when a new connection from ``ip`` may proceed to TLS, else the reason."""
+        decision = evaluate_ip_filter(self._ip_rules, ip, self._ip_default)
+        if not decision.accepted:
+            return "ip_filtered"
+        admission = self._admission.check(ip, time.monotonic())
+        if not admission.allowed:
+            self.metrics.refused.labels(reason=admission.reason or "refused").inc()
+            return admission.reason or "refused"
+        self.metrics.connects.inc()
+        return None
+
+    def admission_failure(self, ip: str) -> None:
+        """An authentication failure or protocol violation from ``ip`` (ban accounting)."""
+        self._admission.record_failure(ip, time.monotonic())
+
+    def new_tls_session(self) -> TlsSession:
+        """TLS state for a new connection."""
+        return TlsSession(self._tls)
+
+    def security_event(
+        self, kind: str, reason: str, identity: str | None, source: str, detail: str
+    ) -> None:
+        """Record a hub security event (off the loop)."""
+        self.metrics.refused.labels(reason=reason).inc()
+        event = HubSecurityEvent(
+            at=self.clock(),
+            kind=kind,
+            reason=reason,
+            identity=identity,
+            source=source,
+            detail=detail,
+        )
+        self._background(self.security_log.record, event)
+
+    def count(self, identity_key: str, name: CounterName, n: int = 1) -> None:
+        """Add to a per-device counter."""
+        self.counters.add(identity_key, name, n, time.time())
+
+    def throttle(self, identity_key: str) -> ThrottleDecision:
+        """Rate decision for one more publish from a device."""
+        throttle = self._throttles.get(identity_key)
+        if throttle is None:
+            throttle = self._throttles[identity_key] = DeviceThrottle(rate_per_s=self._rate)
+        return throttle.admit(time.monotonic())
+
+    # -- sessions -------------------------------------------------------------------------
+
+    def register(self, conn: DeviceConnection, clean_session: bool) -> bool:
+        """Make ``conn`` the identity's connection; returns MQTT session-present."""
+        assert conn.auth is not None
+        identity = conn.auth.identity
+        key = identity.key
+        previous = self.sessions.get(key)
+        if previous is not None and previous is not conn:
+            self.security_event(
+                "mqtt.connect",
+                "duplicate_client_id",
+                key,
+                previous.peer,
+                f"replaced by a new connection from {conn.peer}",
+            )
+            previous.abort()
+            # The session is the client id's, not the connection's: a device that comes
+            # back before the hub noticed its old connection die keeps its subscriptions
+            # (the device SDK never resubscribes on a clean_session=False reconnect).
+            self._keep_session(previous)
+        self.sessions[key] = conn
+        self.connections.add(conn)
+        self.metrics.connections.set(len(self.sessions))
+        session_present = False
+        if clean_session:
+            if key in self._persistent:
+                self._remember(key, None)
+        elif key in self._persistent:
+            conn.subscriptions = dict(self._persistent[key])
+            session_present = True
+        self.count(key, CounterName.CONNECTION_ATTEMPTS)
+        self.presence.record(
+            PresenceUpdate(identity.device_id, identity.module_id, True, self.clock())
+        )
+        self._journal_event(
+            identity, MessageSource.CONNECTION_STATE, {"connectionState": "Connected"}
+        )
+        for waiter in self._arrivals.pop(key, []):
+            if not waiter.done():
+                waiter.set_result(None)
+        if session_present and SubscriptionKind.C2D in conn.subscriptions:
+            self.loop.create_task(self.deliver_c2d(conn))
+        return session_present
+
+    def connection_closed(self, conn: DeviceConnection) -> None:
+        """Forget a connection that ended."""
+        self.connections.discard(conn)
+        if conn.auth is None:
+            return
+        identity = conn.auth.identity
+        key = identity.key
+        if self.sessions.get(key) is conn:
+            del self.sessions[key]
+            self._keep_session(conn)
+            self.presence.record(
+                PresenceUpdate(identity.device_id, identity.module_id, False, self.clock())
+            )
+            self._journal_event(
+                identity, MessageSource.CONNECTION_STATE, {"connectionState": "Disconnected"}
+            )
+        self.metrics.connections.set(len(self.sessions))
+        self.count(key, CounterName.DISCONNECTS)
+        if self.loop.time() - conn.connected_at < 10.0:
+            self._admission.record_flap(conn.peer_ip, time.monotonic())
+
+    def _keep_session(self, conn: DeviceConnection) -> None:
+        """Remember the subscriptions of a clean_session=False connection that ended (a
+        session without any is not kept: most devices only send telemetry)."""
+        connect = conn.mqtt.connect if conn.mqtt is not None else None
+        if conn.auth is None or connect is None or connect.clean_session:
+            return
+        self._remember(conn.auth.identity.key, dict(conn.subscriptions) or None)
+
+    def _remember(self, key: str, subscriptions: dict[SubscriptionKind, int] | None) -> None:
+        """Keep a persistent session's subscriptions, in memory and in the store."""
+        if subscriptions:
+            if self._persistent.get(key) == subscriptions:
+                return
+            self._persistent[key] = subscriptions
+        elif self._persistent.pop(key, None) is None:
+            return
+        stored = {kind.value: qos for kind, qos in (subscriptions or {}).items()}
+        self._background(self._session_store.save, key, stored or None, self.clock())
+
+    def subscriptions_changed(self, conn: DeviceConnection) -> None:
+        """A persistent connection subscribed or unsubscribed: store its session now, so
+        that it survives even a hub crash."""
+        connect = conn.mqtt.connect if conn.mqtt is not None else None
+        if conn.auth is not None and connect is not None and not connect.clean_session:
+            self._remember(conn.auth.identity.key, dict(conn.subscriptions) or None)
+
+    def subscribed(self, conn: DeviceConnection, kinds: Iterable[SubscriptionKind]) -> None:
+        """A connection subscribed: start C2D delivery when it asked for it."""
+        self.subscriptions_changed(conn)
+        if SubscriptionKind.C2D in kinds:
+            self.loop.create_task(self.deliver_c2d(conn))
+        if conn.auth is not None:
+            for waiter in self._arrivals.pop(conn.auth.identity.key, []):
+                if not waiter.done():
+                    waiter.set_result(None)
+
+    def _journal_event(
+        self, identity: ClaimedIdentity, source: MessageSource, body: dict[str, Any]
+    ) -> None:
+        message = DeviceMessage(
+            device_id=identity.device_id,
+            module_id=identity.module_id,
+            enqueued_at=self.clock(),
+            source=source,
+            body=orjson.dumps(body),
+            system_properties={
+                SystemProperty.CONTENT_TYPE.value: "application/json",
+                SystemProperty.CONTENT_ENCODING.value: "utf-8",
+            },
+        )
+        try:
+            self.journal.submit(message).add_done_callback(_ignore_result)
+        except WellguardError:
+            _log.warning("journal refused a %s event", source)
+
+    # -- C2D ------------------------------------------------------------------------------
+
+    async def deliver_c2d(self, conn: DeviceConnection) -> None:
+        """Send the device's queued C2D messages it does not have in flight."""
+        if conn.auth is None or conn.closed or conn.auth.identity.module_id:
+            return
+        identity = conn.auth.identity
+        queued: list[C2dMessage] = await self.run_blocking(self.c2d.expire, identity.device_id)
+        for message in queued:
+            if conn.closed or SubscriptionKind.C2D not in conn.subscriptions:
+                return
+            if message.id in conn.c2d_ids:
+                continue
+            system = {
+                SystemProperty.MESSAGE_ID.value: message.message_id,
+                **message.system_properties,
+            }
+            system[SystemProperty.TO.value] = f"/devices/{identity.device_id}/messages/deviceBound"
+            app = dict(message.app_properties)
+            if message.ack.value != "none":
+                app["iothub-ack"] = message.ack.value  # the SDK exposes it as message.ack
+            topic = c2d_topic(identity, system, app)
+            packet_id = conn.publish(topic, message.body, 1)
+            if packet_id is None:
+                return
+            conn.c2d_in_flight[packet_id] = message
+            conn.c2d_ids.add(message.id)
+            self.count(identity.key, CounterName.C2D)
+            self.metrics.messages_out.inc()
+            self._background(self.c2d.mark_delivered, message)
+
+    def c2d_acknowledged(self, conn: DeviceConnection, packet_id: int) -> None:
+        """The device PUBACKed a C2D message: complete it."""
+        message = conn.c2d_in_flight.pop(packet_id, None)
+        if message is None:
+            return
+        conn.c2d_ids.discard(message.id)
+        self._background(self.c2d.complete, message)
+
+    # -- twins and methods ------------------------------------------------------------------
+
+    def twin_reported(self, identity: ClaimedIdentity, twin: Twin) -> None:
+        """A device patched reported properties: emit a twin change event."""
+        self._journal_event(
+            identity,
+            MessageSource.TWIN_CHANGE,
+            {
+                "version": twin.version,
+                "properties": {"reported": {**twin.reported, "$version": twin.reported_version}},
+            },
+        )
+
+    def _push_desired(self, change: RegistryChange) -> None:
+        if change.device_id is None or change.patch is None:
+            return
+        key = change.device_id + (f"/{change.module_id}" if change.module_id else "")
+        conn = self.sessions.get(key)
+        if conn is None or SubscriptionKind.TWIN_DESIRED not in conn.subscriptions:
+            return
+        version = int(change.patch.get("$version", 0))
+        qos = conn.subscriptions[SubscriptionKind.TWIN_DESIRED]
+        conn.publish(desired_patch_topic(version), orjson.dumps(change.patch), qos)
+
+    def is_connected(self, device_id: str, module_id: str | None) -> bool:
+        """True when the identity has a live connection subscribed to methods."""
+        conn = self.sessions.get(device_id + (f"/{module_id}" if module_id else ""))
+        return conn is not None and SubscriptionKind.METHODS in conn.subscriptions
+
+    async def invoke(
+        self,
+        device_id: str,
+        module_id: str | None,
+        name: str,
+        payload: object,
+        *,
+        response_timeout: float,
+        connect_timeout: float,
+    ) -> MethodResult | None:
+        """Invoke a direct method; None when the device is not online for methods."""
+        key = device_id + (f"/{module_id}" if module_id else "")
+        deadline = self.loop.time() + connect_timeout
+        while not self.is_connected(device_id, module_id):
+            remaining = deadline - self.loop.time()
+            if remaining <= 0:
+                return None
+            waiter: asyncio.Future[None] = self.loop.create_future()
+            self._arrivals.setdefault(key, []).append(waiter)
+            try:
+                await asyncio.wait_for(waiter, remaining)
+            except TimeoutError:
+                return None
+        conn = self.sessions[key]
+        rid = format(next(self._method_ids), "x")
+        future: asyncio.Future[tuple[int, Any]] = self.loop.create_future()
+        self._methods[rid] = (future, key)
+        self.count(key, CounterName.METHOD_INVOKES)
+        conn.publish(method_request_topic(name, rid), orjson.dumps(payload), 0)
+        try:
+            status, body = await asyncio.wait_for(future, response_timeout)
+        except TimeoutError:
+            raise MethodTimeoutError(f"device {key!r} did not answer {name!r} in time") from None
+        finally:
+            self._methods.pop(rid, None)
+        return MethodResult(status=status, payload=body)
+
+    def method_response(self, rid: str, status: int, payload: bytes) -> None:
+        """A device answered a direct method."""
+        pending = self._methods.get(rid)
+        if pending is None or pending[0].done():
+            return
+        try:
+            body = orjson.loads(payload) if payload else None
+        except orjson.JSONDecodeError:
+            body = payload.decode("utf-8", "replace")
+        pending[0].set_result((status, body))
+
+    # -- registry changes (live enforcement) ---------------------------------------------------
+
+    def _change_from_thread(self, change: RegistryChange) -> None:
+        self.loop.call_soon_threadsafe(self._on_change, change)
+
+    def _on_change(self, change: RegistryChange) -> None:
+        if change.kind is ChangeKind.DESIRED:
+            self._push_desired(change)
+        elif change.kind is ChangeKind.C2D_QUEUED and change.device_id:
+            conn = self.sessions.get(change.device_id)
+            if conn is not None and SubscriptionKind.C2D in conn.subscriptions:
+                self.loop.create_task(self.deliver_c2d(conn))
+        elif change.kind is ChangeKind.IP_FILTER:
+            self.loop.create_task(self._reload_ip_filter())
+        elif change.device_id is not None:
+            affected = [
+                conn
+                for key, conn in self.sessions.items()
+                if key == change.device_id or key.startswith(change.device_id + "/")
+            ]
+            for conn in affected:
+                self.loop.create_task(self._recheck(conn))
+
+    async def _recheck(self, conn: DeviceConnection) -> None:
+        if conn.auth is None or conn.closed:
+            return
+        try:
+            await self.run_blocking(self.authenticator.recheck, conn.auth)
+        except AuthError as exc:
+            self.security_event(
+                "mqtt.enforcement",
+                exc.reason.value,
+                conn.auth.identity.key,
+                conn.peer,
+                "live connection closed after a registry change",
+            )
+            conn.close()
+
+    async def _reload_ip_filter(self) -> None:
+        self._ip_rules = await self.run_blocking(self._ip_rules_source)
+        for conn in list(self.connections):
+            if not evaluate_ip_filter(self._ip_rules, conn.peer_ip, self._ip_default).accepted:
+                identity = conn.auth.identity.key if conn.auth else None
+                self.security_event(
+                    "mqtt.enforcement", "ip_filtered", identity, conn.peer, "rule added"
+                )
+                conn.abort()
+
+    def set_ip_default(self, action: IpFilterAction) -> None:
+        """Change the default action (config reload)."""
+        self._ip_default = action
+
+    # -- periodic work --------------------------------------------------------------------------
+
+    async def _sweep_forever(self) -> None:
+        last_flush = self.loop.time()
+        while True:
+            await asyncio.sleep(_SWEEP_SECONDS)
+            try:
+                self._sweep()
+                if self.loop.time() - last_flush >= 2.0:
+                    last_flush = self.loop.time()
+                    self._record_activity()
+                    await self.run_blocking(self._flush_state, False)
+            except Exception:
+                _log.exception("gateway sweep failed")
+
+    def _sweep(self) -> None:
+        now = self.loop.time()
+        wall = time.time()
+        for conn in list(self.connections):
+            if conn.closed or conn.mqtt is None:
+                continue
+            if conn.mqtt.is_expired(now):
+                identity = conn.auth.identity.key if conn.auth else None
+                self.security_event("mqtt.connect", "keepalive_timeout", identity, conn.peer, "")
+                conn.abort()
+                continue
+            auth = conn.auth
+            if auth is not None and auth.token_expiry is not None and auth.token_expiry < wall:
+                self.security_event(
+                    "mqtt.connect",
+                    "expired_token",
+                    auth.identity.key,
+                    conn.peer,
+                    "SAS token expired on a live connection",
+                )
+                conn.close()
+                continue
+            if conn.c2d_in_flight:
+                for publish in conn.mqtt.redeliver_due(now, _C2D_REDELIVERY_SECONDS):
+                    _log.debug("redelivering C2D %s to %s", publish.packet_id, conn.peer)
+                conn.flush()
+
+    def _record_activity(self) -> None:
+        now = self.clock()
+        for conn in self.sessions.values():
+            if conn.active and conn.auth is not None:
+                conn.active = False
+                identity = conn.auth.identity
+                self.presence.record(
+                    PresenceUpdate(identity.device_id, identity.module_id, None, now)
+                )
+
+    def _flush_state(self, everything: bool) -> None:
+        self.presence.flush()
+        samples = self.counters.drain_all() if everything else self.counters.drain(time.time())
+        self.presence.write_counters(samples)
+
+
+def _ignore_result(future: asyncio.Future[Any]) -> None:
+    if not future.cancelled():
+        future.exception()
+
+
+def _log_failure(future: asyncio.Future[Any]) -> None:
+    if not future.cancelled() and future.exception() is not None:
+        _log.error("background task failed", exc_info=future.exception())
