@@ -53,7 +53,11 @@ class MqttConfig:
     enabled: bool = True
     """Run the device gateway (MQTT over TLS, and over WebSockets on the HTTPS port)."""
     rate_per_device: float = 100.0
-    """Publishes per second a device may send before its PUBACKs are held back."""
+    """Publishes per second a device may send before its PUBACKs are held back; a device
+    may burst to twice that, and one that stays over it for 10 s is disconnected."""
+    hub_rate: float = 50_000.0
+    """Publishes per second the whole hub takes before it holds PUBACKs back (protects
+    the store); beyond 2 s of backlog new messages are refused."""
 
     def __post_init__(self) -> None:
         _check_port("mqtt.port", self.port)
@@ -61,6 +65,8 @@ class MqttConfig:
             raise ConfigError(
                 "mqtt.rate_per_device must be 0-100000 messages/s", setting="mqtt.rate_per_device"
             )
+        if not 0 < self.hub_rate <= 10_000_000:
+            raise ConfigError("mqtt.hub_rate must be 0-10000000 messages/s", setting="mqtt.hub_rate")
 
 
 @dataclass(frozen=True)

@@ -106,6 +106,7 @@ def connect_device(
     bind_address: str | None = None,
     clean_session: bool = True,
     wait: bool = True,
+    max_inflight: int = 20,
 ) -> Device:
     """Connect like an IoT Hub device; returns once the CONNACK arrived (``wait``)."""
     identity = device_id + (f"/{module_id}" if module_id else "")
@@ -115,6 +116,7 @@ def connect_device(
         protocol=mqtt.MQTTv311,
         clean_session=clean_session,
     )
+    client.max_inflight_messages_set(max_inflight)
     device = Device(client)
     context = ssl.create_default_context(cafile=str(hub.root_ca))
     if certfile is not None:

@@ -135,6 +135,7 @@ async def serve(hub: Hub, *, announce: Callable[[str], None] = print) -> None:
             metrics=metrics,
             session_store=SqlSessionStore(engine),
             rate_per_device=config.mqtt.rate_per_device,
+            hub_rate=config.mqtt.hub_rate,
         )
         mqtt_port = await gateway.start()
         ctx = replace(ctx, methods=gateway)

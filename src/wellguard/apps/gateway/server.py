@@ -35,6 +35,7 @@ from wellguard.core.gateway import (
     CounterName,
     DeviceCounters,
     DeviceThrottle,
+    HubThrottle,
     SubscriptionKind,
     ThrottleDecision,
     c2d_topic,
@@ -80,6 +81,7 @@ class GatewayServer:
         metrics: GatewayMetrics,
         session_store: SqlSessionStore,
         rate_per_device: float = 100.0,
+        hub_rate: float = 50_000.0,
     ) -> None:
         self.config = config
         self.registry = registry
@@ -95,6 +97,7 @@ class GatewayServer:
         self._ip_rules = ip_rules()
         self._ip_default = ip_default
         self._rate = rate_per_device
+        self._hub_throttle = HubThrottle(rate_per_s=hub_rate, burst=hub_rate)
         self.loop = asyncio.get_running_loop()
         self._executor = ThreadPoolExecutor(max_workers=8, thread_name_prefix="wg-gateway")
         self.sessions: dict[str, DeviceConnection] = {}
@@ -194,10 +197,14 @@ class GatewayServer:
 
     def throttle(self, identity_key: str) -> ThrottleDecision:
         """Rate decision for one more publish from a device."""
+        now = time.monotonic()
         throttle = self._throttles.get(identity_key)
         if throttle is None:
-            throttle = self._throttles[identity_key] = DeviceThrottle(rate_per_s=self._rate)
-        return throttle.admit(time.monotonic())
+            throttle = DeviceThrottle(rate_per_s=self._rate, burst=max(1.0, 2 * self._rate))
+            self._throttles[identity_key] = throttle
+        device = throttle.admit(now)
+        hub = self._hub_throttle.admit(now)
+        return ThrottleDecision(max(device.delay, hub.delay), device.disconnect or hub.disconnect)
 
     # -- sessions -------------------------------------------------------------------------
 
@@ -504,6 +511,13 @@ class GatewayServer:
                 _log.exception("gateway sweep failed")
 
     def _sweep(self) -> None:
+        stats = getattr(self.journal, "stats", None)
+        if stats is not None:
+            self.metrics.journal_batch.set(stats.last_batch_size)
+            self.metrics.journal_pending.set(stats.pending)
+        if len(self._throttles) > 2 * len(self.sessions) + 1024:
+            # Keep buckets of connected devices only: memory stays bounded by the fleet.
+            self._throttles = {k: v for k, v in self._throttles.items() if k in self.sessions}
         now = self.loop.time()
         wall = time.time()
         for conn in list(self.connections):
