@@ -66,7 +66,9 @@ class MqttConfig:
                 "mqtt.rate_per_device must be 0-100000 messages/s", setting="mqtt.rate_per_device"
             )
         if not 0 < self.hub_rate <= 10_000_000:
-            raise ConfigError("mqtt.hub_rate must be 0-10000000 messages/s", setting="mqtt.hub_rate")
+            raise ConfigError(
+                "mqtt.hub_rate must be 0-10000000 messages/s", setting="mqtt.hub_rate"
+            )
 
 
 @dataclass(frozen=True)
