@@ -82,6 +82,7 @@ class DeviceConnection(asyncio.Protocol):
         self._backlog: list[Any] | None = None
         self._acks: deque[_AckSlot] = deque()
         self._throttle_until = 0.0
+        self._flush_soon = False
         self.c2d_in_flight: dict[int, Any] = {}  # packet id -> C2dMessage
         self.c2d_ids: set[int] = set()  # C2D message ids in flight
         self._handshake_timer: asyncio.TimerHandle | None = None
@@ -385,6 +386,14 @@ class DeviceConnection(asyncio.Protocol):
         slot.ready = True
         self.server.metrics.puback_latency.observe(self.server.loop.time() - started)
         self._drain_acks()
+        # A committed batch resolves its futures in one loop turn; send all of this
+        # connection's PUBACKs after them as one TLS record and one write, not one each.
+        if not self._flush_soon:
+            self._flush_soon = True
+            self.server.loop.call_soon(self._deferred_flush)
+
+    def _deferred_flush(self) -> None:
+        self._flush_soon = False
         self.flush()
 
     def _drain_acks(self) -> None:

@@ -294,7 +294,7 @@ def test_the_wal_is_copied_back_in_the_background(tmp_path: Path) -> None:
                     *(journal.submit(message(n)) for n in range(start, start + 2000))
                 )
             deadline = time.monotonic() + 5
-            while path.stat().st_size < 2_000_000 and time.monotonic() < deadline:
+            while path.stat().st_size < 2_000_000 and time.monotonic() < deadline:  # noqa: ASYNC110 - polling a file size
                 await asyncio.sleep(0.02)
             assert path.stat().st_size >= 2_000_000  # pages reached the database file
             assert journal._checkpointer.checkpoints > 0
