@@ -8,6 +8,7 @@ left behind: the gateway stops taking messages before the journal flushes and cl
 from __future__ import annotations
 
 import asyncio
+import logging
 import os
 import sys
 import threading
@@ -18,7 +19,7 @@ from typing import Any
 import httpx
 import uvicorn
 
-from wellguard.adapters.journal import SqliteJournal
+from wellguard.adapters.journal import JournalRetention, SqliteJournal
 from wellguard.adapters.routing import DeliveryContext, EndpointSet, RoutingStore, RoutingWorker
 from wellguard.adapters.sql.c2d_store import SqlC2dStore
 from wellguard.adapters.sql.hub_state import (
@@ -40,8 +41,12 @@ from wellguard.apps.hub import Hub, bind_https, hub_ssl_context, utcnow
 from wellguard.core.c2d import C2dService
 from wellguard.core.identity import IpFilterAction
 from wellguard.core.registry.events import ChangeKind, RegistryChange
+from wellguard.errors import WellguardError
 
 __all__ = ["run", "serve"]
+
+_log = logging.getLogger("wellguard.hub")
+_COMPACT_SECONDS = 60.0
 
 
 class _RevokedSerials:
@@ -82,6 +87,9 @@ async def serve(hub: Hub, *, announce: Callable[[str], None] = print) -> None:
         max_batch=config.ingest.max_batch,
         max_delay_s=config.ingest.max_delay_ms / 1000,
         synchronous=config.ingest.synchronous,  # type: ignore[arg-type]
+        # Routing must have passed an entry before it goes; the newest 100,000 stay for
+        # inspection and replay.
+        retention=JournalRetention(keep_last=100_000, consumers=("routing",)),
     )
     await journal.start()
     telemetry = TelemetryStore(engine)
@@ -97,6 +105,18 @@ async def serve(hub: Hub, *, announce: Callable[[str], None] = print) -> None:
     )
     worker = RoutingWorker(journal, routing_store, endpoints, dead_letters=routing_store)
     worker.start()
+
+    async def compact_forever() -> None:
+        while True:
+            await asyncio.sleep(_COMPACT_SECONDS)
+            try:
+                await asyncio.get_running_loop().run_in_executor(
+                    None, journal.compact, journal.last_seq()
+                )
+            except WellguardError:
+                _log.exception("journal compaction failed")
+
+    compactor = asyncio.get_running_loop().create_task(compact_forever())
 
     metrics = GatewayMetrics()
     gateway: GatewayServer | None = None
@@ -217,6 +237,7 @@ async def serve(hub: Hub, *, announce: Callable[[str], None] = print) -> None:
         hub.data.clear_run_info()
         if gateway is not None:
             await gateway.stop()
+        compactor.cancel()
         await worker.stop()
         await journal.close()
         await http.aclose()

@@ -354,6 +354,7 @@ class DeviceConnection(asyncio.Protocol):
             return
         server.metrics.messages_in.inc()
         if packet.qos == 0 or packet.packet_id is None:
+            future.add_done_callback(_consume)  # best effort: a failure is only counted
             return
         slot = _AckSlot(packet.packet_id)
         self._acks.append(slot)
@@ -486,3 +487,8 @@ class DeviceConnection(asyncio.Protocol):
         self.server.count(identity.key, CounterName.TWIN_UPDATES)
         self.publish(twin_response_topic(204, rid, twin.reported_version), b"", 0)
         self.server.twin_reported(identity, twin)
+
+
+def _consume(future: asyncio.Future[int]) -> None:
+    if not future.cancelled() and future.exception() is not None:
+        _log.warning("a QoS 0 message was not stored: %s", future.exception())
