@@ -10,7 +10,7 @@ from fastapi import APIRouter, Body, Depends, Request, Response
 from fastapi.responses import JSONResponse
 
 from wellguard.apps.api.auth import Caller, requires
-from wellguard.apps.api.context import ApiContext
+from wellguard.apps.api.inputs import api_context, check_page_size, json_object
 from wellguard.apps.api.wire import certificate_to_json, device_to_json, format_time
 from wellguard.core.pki import RevocationReason
 from wellguard.errors import InvalidInputError
@@ -25,17 +25,6 @@ READ = Depends(requires(R.REGISTRY_READ))
 WRITE = Depends(requires(R.REGISTRY_WRITE))
 OWNER = Depends(requires(R.REGISTRY_READ | R.REGISTRY_WRITE | R.SERVICE_CONNECT))
 JsonBody = Annotated[Any, Body()]
-
-
-def _ctx(request: Request) -> ApiContext:
-    ctx: ApiContext = request.app.state.ctx
-    return ctx
-
-
-def _object(body: Any) -> dict[str, Any]:
-    if not isinstance(body, dict):
-        raise InvalidInputError("request body must be a JSON object")
-    return body
 
 
 def _reason(doc: dict[str, Any]) -> str | None:
@@ -64,7 +53,7 @@ def list_policies(request: Request, _caller: Caller = OWNER) -> list[dict[str, A
             "primaryKey": p.primary_key,
             "secondaryKey": p.secondary_key,
         }
-        for p in _ctx(request).registry.list_policies()
+        for p in api_context(request).registry.list_policies()
     ]
 
 
@@ -76,19 +65,21 @@ def set_device_status(
     request: Request, device_id: str, body: JsonBody, caller: Caller = WRITE
 ) -> JSONResponse:
     """Enable or disable a device: ``{"status": "disabled", "reason": "..."}``."""
-    doc = _object(body)
+    doc = json_object(body)
     try:
         status = DeviceStatus(str(doc.get("status")))
     except ValueError:
         raise InvalidInputError("status must be enabled or disabled", field="status") from None
-    device = _ctx(request).registry.set_status(device_id, status, _reason(doc), actor=caller.actor)
+    device = api_context(request).registry.set_status(
+        device_id, status, _reason(doc), actor=caller.actor
+    )
     return JSONResponse(device_to_json(device))
 
 
 @router.post("/devices/{device_id}/keys/rotate", tags=["devices"])
 def rotate_device_keys(request: Request, device_id: str, caller: Caller = WRITE) -> JSONResponse:
     """New primary key; the old primary becomes the secondary."""
-    device = _ctx(request).registry.rotate_keys(device_id, actor=caller.actor)
+    device = api_context(request).registry.rotate_keys(device_id, actor=caller.actor)
     return JSONResponse(device_to_json(device))
 
 
@@ -98,14 +89,14 @@ def set_device_lifecycle(
 ) -> JSONResponse:
     """Move a device to ``provisioned|active|maintenance|retired|decommissioned``;
     decommissioning disables it, wipes its credentials and revokes its certificates."""
-    doc = _object(body)
+    doc = json_object(body)
     try:
         state = LifecycleState(str(doc.get("state")))
     except ValueError:
         raise InvalidInputError(
             "state must be one of " + ", ".join(s.value for s in LifecycleState), field="state"
         ) from None
-    ctx = _ctx(request)
+    ctx = api_context(request)
     device = ctx.registry.set_lifecycle(device_id, state, _reason(doc), actor=caller.actor)
     revoked = 0
     if state is LifecycleState.DECOMMISSIONED:
@@ -121,7 +112,7 @@ def set_device_lifecycle(
 @router.get("/pki/ca", tags=["pki"])
 def root_ca(request: Request) -> Response:
     """The hub's trust anchor (PEM); public."""
-    return Response(_ctx(request).root_ca_pem, media_type="application/x-pem-file")
+    return Response(api_context(request).root_ca_pem, media_type="application/x-pem-file")
 
 
 @router.get("/pki/crl", tags=["pki"])
@@ -129,7 +120,7 @@ def crl(request: Request, format: str = "pem") -> Response:
     """The current certificate revocation list, freshly signed; public."""
     if format not in ("pem", "der"):
         raise InvalidInputError("format must be pem or der", field="format")
-    signed = _ctx(request).certificates.crl()
+    signed = api_context(request).certificates.crl()
     if format == "der":
         return Response(signed.public_bytes(Encoding.DER), media_type="application/pkix-crl")
     return Response(signed.public_bytes(Encoding.PEM), media_type="application/x-pem-file")
@@ -140,14 +131,14 @@ def issue_certificate(request: Request, body: JsonBody, caller: Caller = WRITE) 
     """Issue a device certificate from a CSR: ``{"deviceId": ..., "csr": "PEM"}``.
     Renewal is the same call with a new CSR; add ``"revokePrevious": true`` to revoke
     the device's older certificates (reason superseded)."""
-    doc = _object(body)
+    doc = json_object(body)
     device_id, csr = doc.get("deviceId"), doc.get("csr")
     if not isinstance(device_id, str) or not isinstance(csr, str) or len(csr) > 16384:
         raise InvalidInputError("deviceId and csr (PEM text) are required")
     revoke_previous = doc.get("revokePrevious", False)
     if not isinstance(revoke_previous, bool):
         raise InvalidInputError("revokePrevious must be true or false", field="revokePrevious")
-    certs = _ctx(request).certificates
+    certs = api_context(request).certificates
     previous = certs.list(device_id=device_id, after=None, limit=10_000)
     bundle = certs.issue(device_id, csr.encode("ascii", "replace"), actor=caller.actor)
     if revoke_previous:
@@ -166,10 +157,11 @@ def list_certificates(
     _caller: Caller = READ,
 ) -> list[dict[str, Any]]:
     """Issued certificates, soonest expiry first."""
-    if not 1 <= top <= 1000:
-        raise InvalidInputError("top must be 1-1000", field="top")
+    check_page_size(top)
     after_serial = _serial(after) if after else None
-    certs = _ctx(request).certificates.list(device_id=deviceId, after=after_serial, limit=top)
+    certs = api_context(request).certificates.list(
+        device_id=deviceId, after=after_serial, limit=top
+    )
     return [certificate_to_json(c) for c in certs]
 
 
@@ -185,7 +177,7 @@ def revoke_certificate(
     request: Request, serial: str, body: JsonBody, caller: Caller = WRITE
 ) -> dict[str, Any]:
     """Revoke an issued certificate: ``{"reason": "keyCompromise"}``."""
-    doc = _object(body) if body is not None else {}
+    doc = json_object(body) if body is not None else {}
     try:
         reason = RevocationReason(doc.get("reason") or "unspecified")
     except ValueError:
@@ -193,7 +185,7 @@ def revoke_certificate(
             "reason must be one of " + ", ".join(r.value for r in RevocationReason),
             field="reason",
         ) from None
-    cert = _ctx(request).certificates.revoke(_serial(serial), reason, actor=caller.actor)
+    cert = api_context(request).certificates.revoke(_serial(serial), reason, actor=caller.actor)
     return certificate_to_json(cert)
 
 
@@ -205,9 +197,8 @@ def list_audit(
     request: Request, after: int | None = None, top: int = 100, _caller: Caller = READ
 ) -> list[dict[str, Any]]:
     """Audit entries in order, after sequence number ``after``."""
-    if not 1 <= top <= 1000:
-        raise InvalidInputError("top must be 1-1000", field="top")
-    entries = _ctx(request).registry.store.list_audit(after=after, limit=top)
+    check_page_size(top)
+    entries = api_context(request).registry.store.list_audit(after=after, limit=top)
     return [
         {
             "seq": e.seq,
@@ -227,7 +218,7 @@ def list_audit(
 @router.get("/audit/verify", tags=["audit"])
 def verify_audit(request: Request, _caller: Caller = READ) -> dict[str, Any]:
     """Check the audit hash chain."""
-    count, broken = _ctx(request).registry.verify_audit()
+    count, broken = api_context(request).registry.verify_audit()
     return {
         "ok": broken is None,
         "entries": count,
@@ -241,9 +232,8 @@ def security_events(
     request: Request, after: int | None = None, top: int = 100, _caller: Caller = READ
 ) -> list[dict[str, Any]]:
     """Hub security events (refused connections and calls), oldest first."""
-    if not 1 <= top <= 1000:
-        raise InvalidInputError("top must be 1-1000", field="top")
-    events = _ctx(request).security_log.recent(after=after, limit=top)
+    check_page_size(top)
+    events = api_context(request).security_log.recent(after=after, limit=top)
     return [
         {
             "id": e.id,

@@ -15,9 +15,9 @@ from fastapi.responses import JSONResponse, PlainTextResponse
 from prometheus_client import generate_latest
 
 from wellguard.apps.api.auth import Caller, peer_of, requires
-from wellguard.apps.api.context import ApiContext
 from wellguard.apps.api.deviceplane import DevicePlane
 from wellguard.apps.api.errors import error_response
+from wellguard.apps.api.inputs import api_context, check_page_size, json_object
 from wellguard.apps.api.wire import format_time
 from wellguard.core.c2d import C2dQueueFullError
 from wellguard.core.gateway import CounterName
@@ -52,22 +52,11 @@ _HTTP_SYSTEM_HEADERS = {
 }
 
 
-def _ctx(request: Request) -> ApiContext:
-    ctx: ApiContext = request.app.state.ctx
-    return ctx
-
-
 def _plane(request: Request) -> DevicePlane:
     plane: DevicePlane | None = getattr(request.app.state, "device_plane", None)
     if plane is None:
         raise WellguardError("the device gateway is not running in this process")
     return plane
-
-
-def _object(body: Any) -> dict[str, Any]:
-    if not isinstance(body, dict):
-        raise InvalidInputError("request body must be a JSON object")
-    return body
 
 
 def _str_map(value: Any, field: str) -> dict[str, str]:
@@ -107,7 +96,7 @@ def send_c2d(
     """Queue a cloud-to-device message. Body: ``{"body": ..., "bodyEncoding": "utf-8"|
     "base64", "properties": {...}, "messageId", "correlationId", "contentType",
     "contentEncoding", "ttlSeconds" | "expiryTimeUtc", "ack": none|positive|negative|full}``."""
-    doc = _object(body)
+    doc = json_object(body)
     ttl_value = doc.get("ttlSeconds")
     ttl = None
     if ttl_value is not None:
@@ -165,7 +154,7 @@ def send_c2d(
 @router.delete("/devices/{device_id}/commands", tags=["c2d"])
 def purge_c2d(request: Request, device_id: str, _caller: Caller = SERVICE) -> dict[str, Any]:
     """Drop every queued C2D message of a device (IoT Hub's purge queue)."""
-    _ctx(request).registry.get_device(device_id)
+    api_context(request).registry.get_device(device_id)
     purged = _plane(request).c2d.purge(device_id)
     return {"deviceId": device_id, "totalMessagesPurged": purged}
 
@@ -175,8 +164,7 @@ def c2d_feedback(
     request: Request, after: int | None = None, top: int = 100, _caller: Caller = SERVICE
 ) -> list[dict[str, Any]]:
     """Delivery feedback records (success, expired), oldest first."""
-    if not 1 <= top <= 1000:
-        raise InvalidInputError("top must be 1-1000", field="top")
+    check_page_size(top)
     return [
         {
             "id": f.id,
@@ -197,7 +185,7 @@ def c2d_feedback(
 async def device_telemetry(request: Request, device_id: str) -> Response:
     """Telemetry from a device that cannot keep a connection: device SAS token in
     ``Authorization``, body as is, properties in ``iothub-app-*`` headers. 204 once durable."""
-    ctx = _ctx(request)
+    ctx = api_context(request)
     plane = _plane(request)
     source = peer_of(request)
     token = request.headers.get("authorization", "")
@@ -291,8 +279,7 @@ def device_telemetry_query(
 ) -> JSONResponse:
     """Stored telemetry of a device, oldest first, a page at a time (``after`` = the
     last ``seq`` seen; also in ``x-ms-continuation``)."""
-    if not 1 <= top <= 1000:
-        raise InvalidInputError("top must be 1-1000", field="top")
+    check_page_size(top)
     entries = _plane(request).telemetry.query(
         device_id, start=_time(start, "start"), end=_time(end, "end"), after_seq=after, limit=top
     )
@@ -330,7 +317,7 @@ def get_ip_filter(request: Request, _caller: Caller = READ) -> dict[str, Any]:
     """IP filter rules in evaluation order (first match wins) and the default action."""
     rules = _plane(request).ip_filter.rules()
     return {
-        "defaultAction": _ctx(request).config.security.ip_filter_default_action,
+        "defaultAction": api_context(request).config.security.ip_filter_default_action,
         "ipFilterRules": [
             {"filterName": r.name, "action": r.action.value.capitalize(), "ipMask": r.cidr}
             for r in rules
@@ -341,7 +328,7 @@ def get_ip_filter(request: Request, _caller: Caller = READ) -> dict[str, Any]:
 @router.put("/ipfilter", tags=["hub"])
 def put_ip_filter(request: Request, body: JsonBody, caller: Caller = OWNER) -> dict[str, Any]:
     """Replace the IP filter rules; live connections that no longer pass are closed."""
-    doc = _object(body)
+    doc = json_object(body)
     raw_rules = doc.get("ipFilterRules")
     if not isinstance(raw_rules, list) or len(raw_rules) > 100:
         raise InvalidInputError(
@@ -361,7 +348,7 @@ def put_ip_filter(request: Request, body: JsonBody, caller: Caller = OWNER) -> d
                 action=IpFilterAction(action),
             )
         )
-    ctx = _ctx(request)
+    ctx = api_context(request)
     _plane(request).ip_filter.replace(rules)
     ctx.registry.record(
         caller.actor,
@@ -389,4 +376,4 @@ def metrics(request: Request) -> PlainTextResponse:
 def status(request: Request, _caller: Caller = READ) -> dict[str, Any]:
     """The hub at a glance: connections, message counts, journal, devices."""
     plane = _plane(request)
-    return {**plane.status(), "devices": _ctx(request).registry.statistics()}
+    return {**plane.status(), "devices": api_context(request).registry.statistics()}

@@ -13,8 +13,9 @@ from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import JSONResponse
 
 from wellguard.apps.api.auth import Caller, requires
-from wellguard.apps.api.context import ApiContext, MethodTimeoutError
+from wellguard.apps.api.context import MethodTimeoutError
 from wellguard.apps.api.errors import error_response
+from wellguard.apps.api.inputs import api_context, check_page_size, json_object
 from wellguard.apps.api.wire import (
     auth_spec_from_json,
     configuration_from_json,
@@ -42,11 +43,6 @@ IfMatch = Annotated[str | None, Header(alias="If-Match")]
 JsonBody = Annotated[Any, Body()]
 
 
-def _ctx(request: Request) -> ApiContext:
-    ctx: ApiContext = request.app.state.ctx
-    return ctx
-
-
 def expected_etag(if_match: str | None) -> str | None:
     """IoT Hub's If-Match: absent or ``*`` (quoted or not) is a wildcard; quotes optional."""
     if if_match is None:
@@ -66,12 +62,6 @@ def _with_etag(body: dict[str, Any], status: int = 200) -> JSONResponse:
     return response
 
 
-def _object(body: Any) -> dict[str, Any]:
-    if not isinstance(body, dict):
-        raise InvalidInputError("request body must be a JSON object")
-    return body
-
-
 # -- devices ----------------------------------------------------------------------------
 
 
@@ -85,12 +75,12 @@ def put_device(
 ) -> JSONResponse:
     """Create a device (no If-Match) or replace it (If-Match: etag or ``*``)."""
     validate_device_id(device_id)
-    doc = _object(body)
+    doc = json_object(body)
     if doc.get("deviceId") not in (None, device_id):
         raise InvalidInputError("deviceId in the body differs from the path", field="deviceId")
     auth = auth_spec_from_json(doc)
     status, reason, edge = device_settings_from_json(doc)
-    registry = _ctx(request).registry
+    registry = api_context(request).registry
     if if_match is None:
         device = registry.create_device(
             device_id,
@@ -116,7 +106,7 @@ def put_device(
 @router.get("/devices/{device_id}", tags=["devices"])
 def get_device(request: Request, device_id: str, _caller: Caller = READ) -> JSONResponse:
     """One device."""
-    return _with_etag(device_to_json(_ctx(request).registry.get_device(device_id)))
+    return _with_etag(device_to_json(api_context(request).registry.get_device(device_id)))
 
 
 @router.delete("/devices/{device_id}", status_code=204, tags=["devices"])
@@ -124,7 +114,7 @@ def delete_device(
     request: Request, device_id: str, caller: Caller = WRITE, if_match: IfMatch = None
 ) -> Response:
     """Delete a device (If-Match etag or ``*``)."""
-    _ctx(request).registry.delete_device(
+    api_context(request).registry.delete_device(
         device_id, actor=caller.actor, expected_etag=expected_etag(if_match)
     )
     return Response(status_code=204)
@@ -136,7 +126,7 @@ def list_devices(
 ) -> JSONResponse:
     """Devices by id; ``top`` per page (max 1000), next page with ``after`` (in
     the ``x-ms-continuation`` response header)."""
-    ctx = _ctx(request)
+    ctx = api_context(request)
     limit = top if top is not None else ctx.config.api.page_size
     if not 1 <= limit <= 1000:
         raise InvalidInputError("top must be 1-1000", field="top")
@@ -162,14 +152,14 @@ def put_module(
     """Create or replace a module identity."""
     validate_device_id(device_id)
     validate_module_id(module_id)
-    doc = _object(body)
+    doc = json_object(body)
     if doc.get("moduleId") not in (None, module_id):
         raise InvalidInputError("moduleId in the body differs from the path", field="moduleId")
     auth = auth_spec_from_json(doc)
     managed_by = doc.get("managedBy")
     if managed_by is not None and not isinstance(managed_by, str):
         raise InvalidInputError("managedBy must be a string", field="managedBy")
-    registry = _ctx(request).registry
+    registry = api_context(request).registry
     if if_match is None:
         module = registry.create_module(
             device_id, module_id, auth, actor=caller.actor, managed_by=managed_by
@@ -191,13 +181,15 @@ def get_module(
     request: Request, device_id: str, module_id: str, _caller: Caller = READ
 ) -> JSONResponse:
     """One module identity."""
-    return _with_etag(module_to_json(_ctx(request).registry.get_module(device_id, module_id)))
+    return _with_etag(
+        module_to_json(api_context(request).registry.get_module(device_id, module_id))
+    )
 
 
 @router.get("/devices/{device_id}/modules", tags=["modules"])
 def list_modules(request: Request, device_id: str, _caller: Caller = READ) -> JSONResponse:
     """The module identities of a device."""
-    modules = _ctx(request).registry.list_modules(device_id)
+    modules = api_context(request).registry.list_modules(device_id)
     return JSONResponse([module_to_json(m) for m in modules])
 
 
@@ -210,7 +202,7 @@ def delete_module(
     if_match: IfMatch = None,
 ) -> Response:
     """Delete a module identity."""
-    _ctx(request).registry.delete_module(
+    api_context(request).registry.delete_module(
         device_id, module_id, actor=caller.actor, expected_etag=expected_etag(if_match)
     )
     return Response(status_code=204)
@@ -220,7 +212,7 @@ def delete_module(
 
 
 def _twin_response(request: Request, device_id: str, module_id: str | None) -> JSONResponse:
-    twin, identity = _ctx(request).registry.get_twin(device_id, module_id)
+    twin, identity = api_context(request).registry.get_twin(device_id, module_id)
     return _with_etag(twin_to_json(twin, identity))
 
 
@@ -234,7 +226,7 @@ def _change_twin(
     *,
     replace_all: bool,
 ) -> JSONResponse:
-    doc = _object(body)
+    doc = json_object(body)
     properties = doc.get("properties") or {}
     if not isinstance(properties, dict):
         raise InvalidInputError("properties must be a JSON object", field="properties")
@@ -243,7 +235,7 @@ def _change_twin(
             "reported properties are written by the device, not the service",
             field="properties.reported",
         )
-    twin, identity = _ctx(request).registry.update_twin(
+    twin, identity = api_context(request).registry.update_twin(
         device_id,
         module_id,
         tags=doc.get("tags"),
@@ -352,7 +344,7 @@ def query_twins(
     max_items: Annotated[str | None, Header(alias="x-ms-max-item-count")] = None,
 ) -> JSONResponse:
     """IoT Hub's query language over device and module twins, paged."""
-    doc = _object(body)
+    doc = json_object(body)
     text = doc.get("query")
     if not isinstance(text, str) or not text.strip():
         raise InvalidInputError("query must be a non-empty string", field="query")
@@ -366,7 +358,7 @@ def query_twins(
     if not 1 <= page_size <= 1000:
         raise InvalidInputError("x-ms-max-item-count must be 1-1000")
     offset = _offset_from(continuation, text)
-    registry = _ctx(request).registry
+    registry = api_context(request).registry
     modules = query.source is QuerySource.MODULES
     documents = (twin_to_json(t, i) for t, i in registry.iter_twins(modules=modules))
     rows = run_query(query, documents)
@@ -381,13 +373,13 @@ def query_twins(
 @router.get("/statistics/service", tags=["statistics"])
 def service_statistics(request: Request, _caller: Caller = TWIN_READ) -> dict[str, int]:
     """Connected device count."""
-    return {"connectedDeviceCount": _ctx(request).registry.statistics()["connected"]}
+    return {"connectedDeviceCount": api_context(request).registry.statistics()["connected"]}
 
 
 @router.get("/statistics/devices", tags=["statistics"])
 def device_statistics(request: Request, _caller: Caller = READ) -> dict[str, int]:
     """Device counts by status."""
-    stats = _ctx(request).registry.statistics()
+    stats = api_context(request).registry.statistics()
     return {
         "totalDeviceCount": stats["total"],
         "enabledDeviceCount": stats.get("enabled", 0),
@@ -421,8 +413,8 @@ def _method_request(doc: dict[str, Any]) -> tuple[str, Any, float, float]:
 async def _invoke(
     request: Request, device_id: str, module_id: str | None, body: Any
 ) -> JSONResponse:
-    ctx = _ctx(request)
-    name, payload, response_timeout, connect_timeout = _method_request(_object(body))
+    ctx = api_context(request)
+    name, payload, response_timeout, connect_timeout = _method_request(json_object(body))
     if module_id:
         await run_in_threadpool(ctx.registry.get_module, device_id, module_id)
     else:
@@ -477,10 +469,10 @@ def put_configuration(
     if_match: IfMatch = None,
 ) -> JSONResponse:
     """Create or update an automatic device configuration."""
-    conf = configuration_from_json(configuration_id, _object(body))
+    conf = configuration_from_json(configuration_id, json_object(body))
     if conf.target_condition.strip():
         parse_condition(conf.target_condition)
-    stored, _created = _ctx(request).registry.put_configuration(
+    stored, _created = api_context(request).registry.put_configuration(
         conf, actor=caller.actor, expected_etag=expected_etag(if_match)
     )
     return _with_etag(configuration_to_json(stored))
@@ -491,16 +483,15 @@ def get_configuration(
     request: Request, configuration_id: str, _caller: Caller = READ
 ) -> JSONResponse:
     """One configuration."""
-    conf = _ctx(request).registry.get_configuration(configuration_id)
+    conf = api_context(request).registry.get_configuration(configuration_id)
     return _with_etag(configuration_to_json(conf))
 
 
 @router.get("/configurations", tags=["configurations"])
 def list_configurations(request: Request, top: int = 20, _caller: Caller = READ) -> JSONResponse:
     """Configurations (``top`` at most, up to 1000)."""
-    if not 1 <= top <= 1000:
-        raise InvalidInputError("top must be 1-1000", field="top")
-    confs = _ctx(request).registry.list_configurations(top)
+    check_page_size(top)
+    confs = api_context(request).registry.list_configurations(top)
     return JSONResponse([configuration_to_json(c) for c in confs])
 
 
@@ -509,7 +500,7 @@ def delete_configuration(
     request: Request, configuration_id: str, caller: Caller = WRITE, if_match: IfMatch = None
 ) -> Response:
     """Delete a configuration."""
-    _ctx(request).registry.delete_configuration(
+    api_context(request).registry.delete_configuration(
         configuration_id, actor=caller.actor, expected_etag=expected_etag(if_match)
     )
     return Response(status_code=204)

@@ -20,6 +20,7 @@ from fastapi.responses import JSONResponse
 from wellguard.adapters.routing import DeadLetter, RoutingStore, encode_body
 from wellguard.apps.api.auth import Caller, requires
 from wellguard.apps.api.context import ApiContext
+from wellguard.apps.api.inputs import check_page_size
 from wellguard.core.ingest.routing import (
     BUILTIN_ENDPOINT,
     Endpoint,
@@ -356,8 +357,7 @@ def list_dead_letters(
     request: Request, top: int = 100, after: int | None = None, _caller: Caller = READ
 ) -> JSONResponse:
     """Dead letters, oldest first; next page ``after`` the ``x-ms-continuation`` id."""
-    if not 1 <= top <= 1000:
-        raise InvalidInputError("top must be 1-1000", field="top")
+    check_page_size(top)
     letters = _store(request).list_dead_letters(after=after, limit=top)
     response = JSONResponse([dead_letter_to_json(d) for d in letters])
     if len(letters) == top:
