@@ -8,6 +8,21 @@ per row (measured with a CPU-bound thread beside the writer: 2048-row batches we
 ~5k to ~128k rows/s). Batches are padded with zero rows up to a power of two, which the
 ``WHERE`` drops, so a dozen cached statements serve every batch size.
 
+Several processes may write to one file, so a batch's seqs are only known for certain
+inside the transaction that writes it. Two statements do that in one step each:
+
+- ``insert_sql``: seqs bound by the writer, after the newest seq it knows of, guarded by
+  ``compacted_through``. It is right exactly when nobody else committed since: a commit
+  of another process took the next seqs (the first row fails on the primary key, and
+  the statement inserts nothing), or it was compacted away since (then the guard inserts
+  nothing). Costs what the old unguarded statement cost.
+- ``insert_after_newest_sql``: rows bound with their position (1, 2, 3 ...), seq =
+  newest stored seq + position, computed by the statement itself. Always right, but
+  since the statement reads the table it writes, SQLite first copies the rows into a
+  temporary table (~0.6 µs a row, outside the GIL): for when other processes write too.
+
+The writer reads the seqs SQLite stored from ``lastrowid`` (seq is the rowid).
+
 Reading aggregates the rows into one JSON document inside SQLite for the same reason
 (one step per read instead of one per row; ~840 → ~96k rows/s under the same load).
 """
@@ -25,11 +40,14 @@ from wellguard.model.message import DeviceMessage, MessageSource
 
 __all__ = [
     "COLUMNS",
+    "COMPACTED_THROUGH",
+    "NEWEST_SEQ_SQL",
     "READ_SQL",
     "SCHEMA",
     "SCHEMA_VERSION",
     "decode_entries",
     "encode_into",
+    "insert_after_newest_sql",
     "insert_sql",
     "padding",
 ]
@@ -40,8 +58,8 @@ COLUMNS = ("seq", "device_id", "module_id", "enqueued_at", "source", "system", "
 
 # module_id: '' for none. enqueued_at: microseconds since the Unix epoch (UTC).
 # system/app: JSON objects as text.
-SCHEMA = """
-CREATE TABLE IF NOT EXISTS journal (
+SCHEMA = (
+    """CREATE TABLE IF NOT EXISTS journal (
     seq INTEGER PRIMARY KEY,
     device_id TEXT NOT NULL,
     module_id TEXT NOT NULL,
@@ -50,16 +68,24 @@ CREATE TABLE IF NOT EXISTS journal (
     system TEXT NOT NULL,
     app TEXT NOT NULL,
     body BLOB NOT NULL
-);
-CREATE TABLE IF NOT EXISTS journal_checkpoints (
+)""",
+    """CREATE TABLE IF NOT EXISTS journal_checkpoints (
     consumer TEXT PRIMARY KEY,
     seq INTEGER NOT NULL
-);
-CREATE TABLE IF NOT EXISTS journal_meta (
+)""",
+    """CREATE TABLE IF NOT EXISTS journal_meta (
     key TEXT PRIMARY KEY,
     value INTEGER NOT NULL
-);
-"""
+)""",
+)
+
+# journal_meta key: entries up to this seq were deleted by compaction.
+COMPACTED_THROUGH = "compacted_through"
+# The newest seq ever committed, even when compaction deleted every entry.
+NEWEST_SEQ_SQL = (
+    "max(coalesce((SELECT max(seq) FROM journal), 0),"  # noqa: S608 - constant names only
+    f" coalesce((SELECT value FROM journal_meta WHERE key = '{COMPACTED_THROUGH}'), 0))"
+)
 
 READ_SQL = (
     "SELECT json_group_array(json_array(seq, device_id, module_id, enqueued_at, source,"
@@ -81,11 +107,30 @@ _SOURCE_TEXT = {source: source.value for source in MessageSource}
 
 
 def insert_sql(rows: int) -> str:
-    """The statement that inserts ``rows`` rows (a power of two; padding rows are skipped)."""
+    """The statement that inserts ``rows`` rows (a power of two; padding rows are skipped)
+    numbered by the caller, after the seq bound last; see the module docstring. It inserts
+    nothing when that seq is older than the newest compaction."""
     values = ",".join([_ROW_PLACEHOLDERS] * rows)
     columns = ", ".join(COLUMNS)
     # Constant names and placeholders only: nothing from outside reaches the SQL text.
-    return f"INSERT INTO journal ({columns}) SELECT * FROM (VALUES {values}) WHERE column1 > 0"  # noqa: S608
+    return (
+        f"INSERT INTO journal ({columns}) SELECT * FROM (VALUES {values})"  # noqa: S608
+        " WHERE column1 > 0 AND coalesce((SELECT value FROM journal_meta"
+        f" WHERE key = '{COMPACTED_THROUGH}'), 0) <= ?"
+    )
+
+
+def insert_after_newest_sql(rows: int) -> str:
+    """The statement that inserts ``rows`` rows (a power of two; padding rows are skipped)
+    bound with their position 1, 2, 3 ... in place of the seq, at the newest stored seq
+    plus their position."""
+    values = ",".join([_ROW_PLACEHOLDERS] * rows)
+    columns = ", ".join(COLUMNS)
+    others = ", ".join(f"column{i}" for i in range(2, _WIDTH + 1))
+    return (
+        f"INSERT INTO journal ({columns}) SELECT ({NEWEST_SEQ_SQL}) + column1, {others}"  # noqa: S608
+        f" FROM (VALUES {values}) WHERE column1 > 0"
+    )
 
 
 def padding(rows: int, slots: int) -> tuple[int, ...]:
@@ -94,7 +139,8 @@ def padding(rows: int, slots: int) -> tuple[int, ...]:
 
 
 def encode_into(params: list[Any], seq: int, message: DeviceMessage) -> None:
-    """Append the column values of ``message`` at ``seq`` to ``params``.
+    """Append the column values of ``message`` at ``seq`` (or at its position, for
+    ``insert_after_newest_sql``) to ``params``.
 
     Raises ``TypeError``/``ValueError`` for a message that could not be read back (naive
     time, non-text ids or property names, unknown source): it must fail alone, before it

@@ -1,11 +1,23 @@
-"""Opening the journal file: connection settings, schema creation and version check."""
+"""Opening the journal file: connection settings, schema creation and version check.
+
+Several processes may open one file at once (gateway workers); opening and creating are
+safe against each other: see ``_switch_to_wal`` and ``initialise``.
+"""
 
 from __future__ import annotations
 
+import contextlib
 import sqlite3
+import time
 from pathlib import Path
 
-from wellguard.adapters.journal._rows import COLUMNS, SCHEMA, SCHEMA_VERSION
+from wellguard.adapters.journal._rows import (
+    COLUMNS,
+    COMPACTED_THROUGH,
+    NEWEST_SEQ_SQL,
+    SCHEMA,
+    SCHEMA_VERSION,
+)
 from wellguard.errors import StorageError
 
 __all__ = ["connect", "initialise", "record_compaction", "stored_last_seq"]
@@ -15,7 +27,7 @@ _WAL_SIZE_LIMIT = 64 * 1024 * 1024
 # Checkpoints run in the background (``_checkpointer``); a commit checkpoints by itself
 # only past this many WAL pages (64 MiB), should the background fall behind.
 _AUTOCHECKPOINT_PAGES = 16384
-_COMPACTED_THROUGH = "compacted_through"
+_WAL_SWITCH_RETRY_S = 0.005
 
 
 def connect(
@@ -30,8 +42,8 @@ def connect(
         cached_statements=64,
     )
     try:
-        (mode,) = conn.execute("PRAGMA journal_mode=WAL").fetchone()
-        if str(mode).lower() != "wal":
+        mode = _switch_to_wal(conn, busy_timeout_s)
+        if mode.lower() != "wal":
             raise StorageError(f"the ingest journal {path} cannot use WAL mode (got {mode!r})")
         if read_only:
             conn.execute("PRAGMA query_only=ON")
@@ -45,30 +57,56 @@ def connect(
     return conn
 
 
+def _switch_to_wal(conn: sqlite3.Connection, busy_timeout_s: float) -> str:
+    # Switching a new file to WAL needs an exclusive lock, and SQLite does not wait for it
+    # in the busy handler: of several processes opening a new journal at once, all but one
+    # would fail with "database is locked". Once the file is in WAL this is a no-op.
+    deadline = time.monotonic() + busy_timeout_s
+    while True:
+        try:
+            (mode,) = conn.execute("PRAGMA journal_mode=WAL").fetchone()
+        except sqlite3.OperationalError as exc:
+            if exc.sqlite_errorcode != sqlite3.SQLITE_BUSY or time.monotonic() >= deadline:
+                raise
+            time.sleep(_WAL_SWITCH_RETRY_S)
+        else:
+            return str(mode)
+
+
 def initialise(conn: sqlite3.Connection, path: Path) -> None:
-    """Create the tables of a new file; refuse files of another layout or a newer version."""
+    """Create the tables of a new file; refuse files of another layout or a newer version.
+
+    In one write transaction, so that processes opening a new file together neither see
+    it half made nor both make it."""
     (version,) = conn.execute("PRAGMA user_version").fetchone()
-    if version > SCHEMA_VERSION:
-        raise StorageError(
-            f"the ingest journal {path} has layout {version}; this wellguard reads up to "
-            f"{SCHEMA_VERSION}"
-        )
     if version == SCHEMA_VERSION:
         return
-    columns = tuple(row[1] for row in conn.execute("PRAGMA table_info(journal)"))
-    if columns and columns != COLUMNS:
-        raise StorageError(f"{path} is not a wellguard ingest journal (columns {columns})")
-    conn.executescript(SCHEMA)
-    conn.execute(f"PRAGMA user_version={SCHEMA_VERSION}")
+    conn.execute("BEGIN IMMEDIATE")
+    try:
+        (version,) = conn.execute("PRAGMA user_version").fetchone()
+        if version > SCHEMA_VERSION:
+            raise StorageError(
+                f"the ingest journal {path} has layout {version}; this wellguard reads up to "
+                f"{SCHEMA_VERSION}"
+            )
+        if version < SCHEMA_VERSION:
+            columns = tuple(row[1] for row in conn.execute("PRAGMA table_info(journal)"))
+            if columns and columns != COLUMNS:
+                raise StorageError(f"{path} is not a wellguard ingest journal (columns {columns})")
+            for statement in SCHEMA:
+                conn.execute(statement)
+            conn.execute(f"PRAGMA user_version={SCHEMA_VERSION}")
+        conn.execute("COMMIT")
+    except BaseException:
+        if conn.in_transaction:
+            with contextlib.suppress(sqlite3.Error):
+                conn.execute("ROLLBACK")
+        raise
 
 
 def stored_last_seq(conn: sqlite3.Connection) -> int:
     """The newest seq ever committed, even when compaction deleted every entry."""
-    (newest,) = conn.execute(
-        "SELECT max(coalesce((SELECT max(seq) FROM journal), 0),"
-        " coalesce((SELECT value FROM journal_meta WHERE key = ?), 0))",
-        (_COMPACTED_THROUGH,),
-    ).fetchone()
+    (newest,) = conn.execute(f"SELECT {NEWEST_SEQ_SQL}").fetchone()
     return int(newest)
 
 
@@ -77,5 +115,5 @@ def record_compaction(conn: sqlite3.Connection, through: int) -> None:
     conn.execute(
         "INSERT INTO journal_meta (key, value) VALUES (?, ?)"
         " ON CONFLICT (key) DO UPDATE SET value = max(value, excluded.value)",
-        (_COMPACTED_THROUGH, through),
+        (COMPACTED_THROUGH, through),
     )

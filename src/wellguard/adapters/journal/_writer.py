@@ -3,17 +3,23 @@
 Theory of operation: ``SqliteJournal.submit`` appends ``(message, future)`` to ``queue``
 (a deque: appends and pops are atomic under the GIL) and sets ``wake`` if it is clear.
 The writer sleeps on ``wake`` while the queue is empty. Awake, it takes up to
-``max_batch`` queued messages, numbers them after ``last_seq``, encodes them and commits
-them in one transaction, then hands the batch's outcome to the event loop with ONE
-``call_soon_threadsafe``. Messages that arrive while a commit runs form the next batch,
-so batches grow with load by themselves (group commit), and a message that finds the
-writer idle is committed at once. While busy, commits start at most every
-``max_delay_s`` unless a batch is full, so a fast disk does not turn moderate load into
-thousands of tiny commits.
+``max_batch`` queued messages, encodes them and commits them in one statement, then
+hands the batch's outcome to the event loop with ONE ``call_soon_threadsafe``. Messages
+that arrive while a commit runs form the next batch, so batches grow with load by
+themselves (group commit), and a message that finds the writer idle is committed at
+once. While busy, commits start at most every ``max_delay_s`` unless a batch is full, so
+a fast disk does not turn moderate load into thousands of tiny commits.
+
+Seqs: other processes may write to the same file, so a batch is numbered inside the
+statement that commits it (see ``_rows``), and its futures get the seqs SQLite stored.
+While this writer is alone, it numbers a batch after its own newest seq, and the
+statement inserts nothing if another process committed in between; the batch is then
+numbered by SQLite after the newest stored seq, and so are the following batches until
+``_SOLO_AFTER`` in a row found nobody else's commit before them.
 
 A failed commit fails that batch's futures and drops the connection; the next batch
-opens a new one and first re-reads the newest stored seq (a commit reported as failed
-may still have reached the disk), so seqs stay dense and unique.
+opens a new one and is numbered by SQLite (a commit reported as failed may still have
+reached the disk), so seqs stay dense and unique.
 """
 
 from __future__ import annotations
@@ -30,7 +36,13 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeVar
 
-from wellguard.adapters.journal._rows import COLUMNS, encode_into, insert_sql, padding
+from wellguard.adapters.journal._rows import (
+    COLUMNS,
+    encode_into,
+    insert_after_newest_sql,
+    insert_sql,
+    padding,
+)
 from wellguard.adapters.journal._sqlite import connect, initialise, stored_last_seq
 from wellguard.adapters.journal._stats import StatsRecorder
 from wellguard.errors import StorageError
@@ -43,6 +55,9 @@ _log = logging.getLogger("wellguard.journal")
 Pending = tuple[DeviceMessage, "asyncio.Future[int]"]
 T = TypeVar("T")
 _WIDTH = len(COLUMNS)
+# Batches in a row that found no commit of another process before them, after which the
+# writer numbers batches itself again (a wrong guess costs binding the batch twice).
+_SOLO_AFTER = 16
 
 
 @dataclass(frozen=True, slots=True)
@@ -91,7 +106,8 @@ class JournalWriter:
         self.full = threading.Event()
         self.stats = StatsRecorder()
         self.last_seq = 0
-        """Newest committed seq; written by the writer only."""
+        """Newest seq this writer committed (or stored when it opened); written by the
+        writer only. Other processes may have committed newer ones."""
         self.settled = 0
         """Messages taken off the queue and committed or failed; written by the writer only."""
         self._path = path
@@ -102,9 +118,9 @@ class JournalWriter:
         self._lock = threading.Lock()  # guards the connection: batches vs. checkpoints etc.
         self._conn: sqlite3.Connection | None = None
         self._closed = False
-        self._resync = False
+        self._solo_streak = 0
         self._stopping = False
-        self._statements: dict[int, str] = {}
+        self._statements: dict[tuple[int, bool], str] = {}
         self._rows_per_statement = 1
         self._thread: threading.Thread | None = None
 
@@ -114,6 +130,7 @@ class JournalWriter:
         """Open (creating) the file and recover ``last_seq``; call before ``start``."""
         with self._lock:
             self.last_seq = stored_last_seq(self._connection())
+            self._solo_streak = _SOLO_AFTER
 
     def start(
         self,
@@ -217,7 +234,7 @@ class JournalWriter:
             _log.exception("ingest journal writer failed on a batch")
             with self._lock:
                 self._discard()
-                self._resync = True
+                self._solo_streak = 0
             self.stats.failed(len(batch), batch=True)
             return BatchOutcome([f for _, f in batch], 0, f"journal writer failed: {exc}", [])
 
@@ -228,15 +245,14 @@ class JournalWriter:
         with self._lock:
             try:
                 conn = self._connection()
-                if self._resync:
-                    self.last_seq = max(self.last_seq, stored_last_seq(conn))
-                    self._resync = False
             except (sqlite3.Error, StorageError) as exc:
                 self._discard()
                 self.stats.failed(len(batch), batch=True)
                 reason = f"ingest journal unavailable: {exc}"
                 return BatchOutcome([f for _, f in batch], 0, reason, [])
-            first = seq = self.last_seq + 1
+            # Alone: seqs after our newest. Otherwise positions, turned into seqs by SQLite.
+            after = self.last_seq if self._solo_streak >= _SOLO_AFTER else None
+            seq = 1 if after is None else after + 1
             for message, future in batch:
                 mark = len(params)
                 try:
@@ -250,46 +266,79 @@ class JournalWriter:
             if rejected:
                 self.stats.failed(len(rejected), batch=False)
             if not committed:
-                return BatchOutcome(committed, first, None, rejected)
+                return BatchOutcome(committed, 0, None, rejected)
             started = time.perf_counter()
             try:
-                self._insert(conn, params, len(committed))
+                first = self._insert(conn, params, len(committed), after)
             except sqlite3.Error as exc:
                 self._discard()
-                self._resync = True
+                self._solo_streak = 0
                 self.stats.failed(len(committed), batch=True)
-                return BatchOutcome(committed, first, f"journal commit failed: {exc}", rejected)
+                return BatchOutcome(committed, 0, f"journal commit failed: {exc}", rejected)
             self.stats.committed(len(committed), time.perf_counter() - started)
-            self.last_seq = seq - 1
+            alone = first == self.last_seq + 1  # nobody else committed since our last batch
+            self._solo_streak = self._solo_streak + 1 if alone else 0
+            self.last_seq = first + len(committed) - 1
         return BatchOutcome(committed, first, None, rejected)
 
-    def _insert(self, conn: sqlite3.Connection, params: list[Any], rows: int) -> None:
+    def _insert(
+        self, conn: sqlite3.Connection, params: list[Any], rows: int, after: int | None
+    ) -> int:
+        """Commit the ``rows`` encoded rows in ``params``, numbered after seq ``after`` or,
+        when None, by position; returns the seq the first row got."""
+        if rows > self._rows_per_statement:
+            return self._insert_chunks(conn, params, rows)
+        # One statement in autocommit mode is one transaction: one step, one fsync.
+        slots = _slots(rows)
+        params += padding(rows, slots)
+        if after is not None:
+            params.append(after)
+            try:
+                inserted = conn.execute(self._statement(slots, numbered=True), params).rowcount
+            except sqlite3.IntegrityError:  # another process committed seq after + 1
+                inserted = 0
+            if inserted == rows:
+                return after + 1
+            if inserted:  # the statement inserts all or nothing
+                raise sqlite3.DatabaseError(f"journal insert stored {inserted} of {rows} rows")
+            # Someone else committed since our last batch: let SQLite number the rows.
+            del params[-1]
+            params[0 : rows * _WIDTH : _WIDTH] = range(1, rows + 1)
+        cursor = conn.execute(self._statement(slots, numbered=False), params)
+        last = cursor.lastrowid  # seq is the rowid
+        if last is None or cursor.rowcount != rows:
+            raise sqlite3.DatabaseError(f"journal insert stored {cursor.rowcount} of {rows} rows")
+        return last - rows + 1
+
+    def _insert_chunks(self, conn: sqlite3.Connection, params: list[Any], rows: int) -> int:
+        # More rows than one statement can bind: one transaction, numbered in it.
         per = self._rows_per_statement
-        if rows <= per:
-            # One statement in autocommit mode is one transaction: one step, one fsync.
-            slots = _slots(rows)
-            params += padding(rows, slots)
-            conn.execute(self._statement(slots), params)
-            return
         conn.execute("BEGIN IMMEDIATE")
         try:
+            newest = stored_last_seq(conn)
+            params[0 : rows * _WIDTH : _WIDTH] = range(newest + 1, newest + rows + 1)
             for start in range(0, rows, per):
                 count = min(per, rows - start)
                 slots = _slots(count)
                 chunk = params[start * _WIDTH : (start + count) * _WIDTH]
                 chunk += padding(count, slots)
-                conn.execute(self._statement(slots), chunk)
+                chunk.append(newest)
+                inserted = conn.execute(self._statement(slots, numbered=True), chunk).rowcount
+                if inserted != count:  # cannot happen: the seqs were read in this transaction
+                    raise sqlite3.DatabaseError(f"journal insert stored {inserted} of {count} rows")
             conn.execute("COMMIT")
         except BaseException:
             if conn.in_transaction:
                 with contextlib.suppress(sqlite3.Error):
                     conn.execute("ROLLBACK")
             raise
+        return newest + 1
 
-    def _statement(self, slots: int) -> str:
-        sql = self._statements.get(slots)
+    def _statement(self, slots: int, *, numbered: bool) -> str:
+        sql = self._statements.get((slots, numbered))
         if sql is None:
-            sql = self._statements[slots] = insert_sql(slots)
+            build = insert_sql if numbered else insert_after_newest_sql
+            sql = self._statements[slots, numbered] = build(slots)
         return sql
 
     # -- the connection (under _lock) -----------------------------------------------------
@@ -312,7 +361,9 @@ class JournalWriter:
                     raise
             except sqlite3.Error as exc:
                 raise StorageError(f"cannot open the ingest journal {self._path}: {exc}") from exc
-            self._rows_per_statement = 1 << max(0, (variables // _WIDTH).bit_length() - 1)
+            # Each statement binds its rows and one more parameter (see ``insert_sql``).
+            rows = (variables - 1) // _WIDTH
+            self._rows_per_statement = 1 << max(0, rows.bit_length() - 1)
             self._conn = conn
         return self._conn
 

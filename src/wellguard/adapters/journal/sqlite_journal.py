@@ -20,6 +20,14 @@ Overload: ``submit`` raises ``StorageError("journal overloaded")`` at once when
 ``max_pending`` messages are queued and not yet committed, so memory stays bounded; the
 gateway then does not acknowledge and the device resends later.
 
+Several processes: gateway workers may each open their own ``SqliteJournal`` on the
+same file as the hub process. Every batch is numbered inside the statement that commits
+it (see ``_writer``), so seqs stay dense and unique across processes, and a writer waits
+up to ``busy_timeout_s`` for another process's commit to finish. ``last_seq`` reads the
+file; ``wait_for`` notices other processes' commits through ``_follower``, which reads
+the file every few milliseconds while someone waits. ``stats`` count this process's
+commits only.
+
 Retention: see ``retention``. ``compact``, ``set_checkpoint`` and ``drop_checkpoint``
 write to the file and may wait for a commit: call them from a worker thread
 (``asyncio.to_thread``), not on the event loop.
@@ -32,12 +40,14 @@ import contextlib
 import enum
 import sqlite3
 import threading
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, TypeVar
 
 from wellguard.adapters.journal._checkpointer import WalCheckpointer
+from wellguard.adapters.journal._follower import CommitFollower
 from wellguard.adapters.journal._rows import READ_SQL, decode_entries
-from wellguard.adapters.journal._sqlite import connect, record_compaction
+from wellguard.adapters.journal._sqlite import connect, record_compaction, stored_last_seq
 from wellguard.adapters.journal._writer import BatchOutcome, JournalWriter
 from wellguard.adapters.journal.retention import JournalRetention, compaction_point
 from wellguard.core.ingest.ports import JournalEntry, JournalStats
@@ -45,6 +55,8 @@ from wellguard.errors import ConfigError, InvalidInputError, StorageError
 from wellguard.model.message import DeviceMessage
 
 __all__ = ["SqliteJournal"]
+
+T = TypeVar("T")
 
 _COMPACT_CHUNK = 5000  # entries deleted per transaction; the writer waits at most one chunk
 
@@ -62,8 +74,8 @@ class SqliteJournal:
     ``max_batch``: most messages per commit. ``max_delay_s``: while busy, the shortest time
     between the starts of two commits, in seconds (an idle journal commits at once).
     ``retention``: what ``compact`` keeps. ``max_pending``: queued, uncommitted messages
-    before ``submit`` refuses. ``busy_timeout_s``: how long a commit waits for a lock held
-    by another process before its batch fails."""
+    before ``submit`` refuses. ``busy_timeout_s``: how long a commit waits for the write lock
+    while another process (or compaction) holds it, before its batch fails."""
 
     def __init__(
         self,
@@ -99,6 +111,9 @@ class SqliteJournal:
         self._checkpointer = WalCheckpointer(
             path, synchronous=synchronous, busy_timeout_s=busy_timeout_s
         )
+        self._follower = CommitFollower(
+            path, busy_timeout_s=busy_timeout_s, wanted=self._has_waiters, seen=self._observe
+        )
         # Aliases for the hot path.
         self._queue = self._writer.queue
         self._wake = self._writer.wake
@@ -110,6 +125,8 @@ class SqliteJournal:
         self._local_waiters: list[asyncio.Future[None]] = []
         self._foreign_waiters: list[tuple[asyncio.AbstractEventLoop, asyncio.Future[None]]] = []
         self._waiter_lock = threading.Lock()
+        self._seen = 0  # newest seq read from the file; see _known_seq
+        self._seen_lock = threading.Lock()
         self._readers: list[sqlite3.Connection] = []
         self._reader_lock = threading.Lock()
 
@@ -135,6 +152,7 @@ class SqliteJournal:
         self._writer.start(loop, self._deliver, self._on_commit, self._on_stopped)
         self._checkpointer.start()
         self._state = _State.RUNNING
+        self._follower.start()
 
     async def close(self) -> None:
         """Commit (or fail) everything submitted so far, then stop; idempotent."""
@@ -148,6 +166,7 @@ class SqliteJournal:
             await asyncio.shield(self._stopped)
         await asyncio.to_thread(self._writer.join)
         await asyncio.to_thread(self._checkpointer.stop)
+        await asyncio.to_thread(self._follower.stop)
         self._state = _State.CLOSED
         with self._reader_lock:
             readers, self._readers = self._readers, []
@@ -197,48 +216,78 @@ class SqliteJournal:
     # -- reading ----------------------------------------------------------------------------
 
     def last_seq(self) -> int:
-        """The newest committed seq (0 for an empty journal); any thread."""
-        return self._writer.last_seq
+        """The newest seq committed to the file by any process (0 for an empty journal); any
+        thread. Reads the file (a few µs); once closed, or should the read fail, it is the
+        newest seq this process knows of, which is committed but may not be the newest."""
+        if self._state is _State.RUNNING or self._state is _State.CLOSING:
+            with contextlib.suppress(StorageError):  # closed meanwhile, or unreadable
+                self._observe(self._reading(stored_last_seq))
+        return self._known_seq()
 
     def read(self, after: int, limit: int) -> list[JournalEntry]:
         """Up to ``limit`` committed entries with seq > ``after``, oldest first; any thread."""
         if limit <= 0:
             return []
-        conn = self._take_reader()
-        try:
-            (document,) = conn.execute(READ_SQL, (after, limit)).fetchone()
-        except sqlite3.Error as exc:
-            conn.close()
-            raise StorageError(f"cannot read the ingest journal: {exc}") from exc
-        self._return_reader(conn)
-        return decode_entries(document)
+        (document,) = self._reading(lambda conn: conn.execute(READ_SQL, (after, limit)).fetchone())
+        entries = decode_entries(document)
+        if entries:
+            self._observe(entries[-1].seq)
+        return entries
 
     async def wait_for(self, after: int, timeout: float) -> int:  # noqa: ASYNC109 - the contract
-        """Wait until ``last_seq() > after`` or ``timeout`` seconds pass; return ``last_seq()``.
-        Works from any event loop; returns at once when the journal is closed."""
-        if self._writer.last_seq > after or self._state in (_State.CLOSING, _State.CLOSED):
-            return self._writer.last_seq
+        """Wait until a seq > ``after`` is committed, by this process or another, or
+        ``timeout`` seconds pass; return the newest seq known then (without reading the
+        file, unlike ``last_seq``). Works from any event loop; returns at once when the
+        journal is not running. Other processes' commits are noticed within ~5 ms."""
+        if self._known_seq() > after or self._state is not _State.RUNNING:
+            return self._known_seq()
         loop = asyncio.get_running_loop()
-        waiter: asyncio.Future[None] = loop.create_future()
         local = loop is self._loop
-        if local:
-            self._local_waiters.append(waiter)
-        else:
-            with self._waiter_lock:
-                self._foreign_waiters.append((loop, waiter))
-        try:
-            if self._writer.last_seq <= after:
-                with contextlib.suppress(TimeoutError):
-                    async with asyncio.timeout(timeout):
-                        await waiter
-        finally:
-            if local:
-                with contextlib.suppress(ValueError):
-                    self._local_waiters.remove(waiter)
-            else:
-                with self._waiter_lock, contextlib.suppress(ValueError):
-                    self._foreign_waiters.remove((loop, waiter))
-        return self._writer.last_seq
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout(timeout):
+                while True:
+                    waiter: asyncio.Future[None] = loop.create_future()
+                    if local:
+                        self._local_waiters.append(waiter)
+                    else:
+                        with self._waiter_lock:
+                            self._foreign_waiters.append((loop, waiter))
+                    try:
+                        self._follower.want()
+                        # Registered first, checked second: news in between wakes the waiter.
+                        if self._known_seq() > after or self._state is not _State.RUNNING:
+                            break
+                        await waiter  # released by any news, which may not be enough yet
+                    finally:
+                        if local:
+                            with contextlib.suppress(ValueError):
+                                self._local_waiters.remove(waiter)
+                        else:
+                            with self._waiter_lock, contextlib.suppress(ValueError):
+                                self._foreign_waiters.remove((loop, waiter))
+        return self._known_seq()
+
+    def _known_seq(self) -> int:
+        # This writer's newest commit, or a newer seq read from the file: both committed.
+        return max(self._writer.last_seq, self._seen)
+
+    def _observe(self, newest: int) -> None:
+        """``newest`` was read from the file (any thread): wake the waiters if it is news."""
+        if newest <= self._seen:
+            return
+        with self._seen_lock:
+            if newest <= self._seen:
+                return
+            self._seen = newest
+        if newest > self._writer.last_seq:  # our own commits wake the waiters themselves
+            self._wake_foreign_waiters()
+            loop = self._loop
+            if self._local_waiters and loop is not None:
+                with contextlib.suppress(RuntimeError):  # the loop is closed
+                    loop.call_soon_threadsafe(self._release_local_waiters)
+
+    def _has_waiters(self) -> bool:
+        return bool(self._local_waiters or self._foreign_waiters)
 
     def _release_local_waiters(self) -> None:
         waiters, self._local_waiters = self._local_waiters, []
@@ -247,13 +296,24 @@ class SqliteJournal:
                 waiter.set_result(None)
 
     def _wake_foreign_waiters(self) -> None:
-        if not self._foreign_waiters:  # racy peek: a waiter re-checks last_seq after joining
+        if not self._foreign_waiters:  # racy peek: a waiter re-checks after joining
             return
         with self._waiter_lock:
             waiters, self._foreign_waiters = self._foreign_waiters, []
         for loop, waiter in waiters:
             with contextlib.suppress(RuntimeError):
                 loop.call_soon_threadsafe(_release, waiter)
+
+    def _reading(self, operation: Callable[[sqlite3.Connection], T]) -> T:
+        """``operation`` on a pooled read-only connection (dropped should it fail)."""
+        conn = self._take_reader()
+        try:
+            result = operation(conn)
+        except sqlite3.Error as exc:
+            conn.close()
+            raise StorageError(f"cannot read the ingest journal: {exc}") from exc
+        self._return_reader(conn)
+        return result
 
     def _take_reader(self) -> sqlite3.Connection:
         with self._reader_lock:
@@ -279,14 +339,7 @@ class SqliteJournal:
         conn.close()
 
     def _query(self, sql: str, params: tuple[object, ...] = ()) -> list[tuple[Any, ...]]:
-        conn = self._take_reader()
-        try:
-            rows = conn.execute(sql, params).fetchall()
-        except sqlite3.Error as exc:
-            conn.close()
-            raise StorageError(f"cannot read the ingest journal: {exc}") from exc
-        self._return_reader(conn)
-        return rows
+        return self._reading(lambda conn: conn.execute(sql, params).fetchall())
 
     # -- checkpoints and retention (worker threads, not the event loop) -------------------
 
@@ -297,9 +350,10 @@ class SqliteJournal:
 
     def set_checkpoint(self, name: str, seq: int) -> None:
         """Record that consumer ``name`` has everything up to and including ``seq``."""
-        if not 0 <= seq <= self._writer.last_seq:
+        newest = self.last_seq()
+        if not 0 <= seq <= newest:
             raise InvalidInputError(
-                f"checkpoint {seq} of {name!r} is outside 0-{self._writer.last_seq}", field="seq"
+                f"checkpoint {seq} of {name!r} is outside 0-{newest}", field="seq"
             )
         self._writer.exclusive(
             lambda conn: conn.execute(
@@ -326,7 +380,7 @@ class SqliteJournal:
         waits for one chunk at most."""
         cut = compaction_point(
             keep_after,
-            last_seq=self._writer.last_seq,
+            last_seq=self.last_seq(),
             checkpoints=self.checkpoints(),
             retention=self._retention,
         )
@@ -342,9 +396,11 @@ class SqliteJournal:
 
     @property
     def stats(self) -> JournalStats:
-        """Counters for the metrics endpoint; any thread."""
+        """Counters of this process's commits for the metrics endpoint; any thread.
+        ``last_seq`` is the newest seq this process knows of (``last_seq()`` reads the
+        file; this does not)."""
         return self._writer.stats.snapshot(
-            pending=max(0, self._submitted - self._writer.settled), last_seq=self._writer.last_seq
+            pending=max(0, self._submitted - self._writer.settled), last_seq=self._known_seq()
         )
 
 
