@@ -64,9 +64,14 @@ def device_address(index: int, block: int = 0) -> str:
 
 
 def process_cpu_seconds(pid: int) -> float:
-    """User + system CPU seconds of a process so far (all its threads)."""
-    times = psutil.Process(pid).cpu_times()
-    return times.user + times.system
+    """User + system CPU seconds of a process and its children (a hub's gateway workers)
+    so far, all their threads."""
+    total = 0.0
+    root = psutil.Process(pid)
+    for process in [root, *root.children()]:
+        times = process.cpu_times()
+        total += times.user + times.system
+    return total
 
 
 def tls_libraries() -> str:

@@ -15,7 +15,8 @@ subscriber receiving everything at QoS 0, no persistence. First, the generator's
 ceiling: the same load against Mosquitto with no subscriber (the cheapest server
 there is), and the generator's CPU per message, printed for every scenario too.
 
-Columns: server CPU (all threads) and its event loop thread, as shares of one core;
+Columns: server CPU (all threads; with --hub-workers, of the hub and its workers) and its
+event loop threads, as shares of one core;
 server and generator CPU per acknowledged message; how busy the whole machine was; CPU
 of every other process on it ("others": a shared machine makes noise, see it here); the
 connect rate while the fleet came up. Loopback only: hub, broker, generator and
@@ -79,10 +80,14 @@ class Figures:
 
 
 def _thread_cpu(pid: int) -> float:
-    for thread in psutil.Process(pid).threads():
-        if thread.id == pid:
-            return thread.user_time + thread.system_time
-    return 0.0
+    """CPU seconds of the main (event loop) thread of ``pid`` and of its children."""
+    root = psutil.Process(pid)
+    total = 0.0
+    for process in [root, *root.children()]:
+        for thread in process.threads():
+            if thread.id == process.pid:
+                total += thread.user_time + thread.system_time
+    return total
 
 
 def _all_cpu() -> dict[int, float]:
@@ -150,7 +155,8 @@ def run_scenario(
         cpu1, loop1 = process_cpu_seconds(server_pid), _thread_cpu(server_pid)
         elapsed = time.monotonic() - start
         machine1, all1 = psutil.cpu_times(), _all_cpu()
-        ours = {server_pid, os.getpid(), *fleet.pids(), *(sink.pids() if sink else [])}
+        children = [p.pid for p in psutil.Process(server_pid).children()]
+        ours = {server_pid, *children, os.getpid(), *fleet.pids(), *(sink.pids() if sink else [])}
         run = fleet.result()
         forwarded = float("nan")
         notes = []
@@ -220,6 +226,9 @@ def main() -> None:
     parser.add_argument("--payload", type=int, default=200, help="bytes per message")
     parser.add_argument("--workers", type=int, default=2, help="generator processes")
     parser.add_argument("--concurrency", type=int, default=64, help="handshakes per worker")
+    parser.add_argument(
+        "--hub-workers", type=int, default=1, help="the hub's mqtt.workers (gateway processes)"
+    )
     parser.add_argument("--no-peer", action="store_true", help="skip Mosquitto")
     parser.add_argument("--dir", type=Path, default=None, help="folder for the hub's data")
     parser.add_argument("--json", type=Path, default=None, help="also write figures here")
@@ -262,9 +271,10 @@ def main() -> None:
                     f" per message → {1e6 / ceiling.generator_us:,.0f} msgs/s per generator core"
                 )
             at = time.perf_counter()
-            hub = WellguardHub.start(folder)
+            hub = WellguardHub.start(folder, {"WELLGUARD_MQTT_WORKERS": str(args.hub_workers)})
             try:
-                print(f"hub: started in {time.perf_counter() - at:.1f} s (pid {hub.pid})")
+                workers = f", {args.hub_workers} gateway workers" if args.hub_workers > 1 else ""
+                print(f"hub: started in {time.perf_counter() - at:.1f} s (pid {hub.pid}{workers})")
                 at = time.perf_counter()
                 keys = hub.create_devices(ids)
                 took = time.perf_counter() - at

@@ -58,9 +58,16 @@ class MqttConfig:
     hub_rate: float = 50_000.0
     """Publishes per second the whole hub takes before it holds PUBACKs back (protects
     the store); beyond 2 s of backlog new messages are refused."""
+    workers: int = 1
+    """Processes serving MQTT/TLS. 1: the hub process itself. N > 1: N gateway worker
+    processes share the port (the kernel spreads connections over them), for more cores
+    and more connections than one process may open files (each holds up to its open
+    file limit, `ulimit -n`)."""
 
     def __post_init__(self) -> None:
         _check_port("mqtt.port", self.port)
+        if not 1 <= self.workers <= 64:
+            raise ConfigError("mqtt.workers must be 1-64", setting="mqtt.workers")
         if not 0 < self.rate_per_device <= 100_000:
             raise ConfigError(
                 "mqtt.rate_per_device must be 0-100000 messages/s", setting="mqtt.rate_per_device"

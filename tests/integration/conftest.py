@@ -38,6 +38,19 @@ def hub(tmp_path_factory: pytest.TempPathFactory) -> Iterator[HubProcess]:
     process.stop()
 
 
+@pytest.fixture(scope="module", params=[1, 2], ids=["in-process", "2-workers"])
+def gateway_hub(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[HubProcess]:
+    """A hub per module for each gateway layout: MQTT/TLS served by the hub process
+    (``mqtt.workers = 1``) and by two gateway worker processes (``mqtt.workers = 2``)."""
+    workers = int(request.param)
+    data = tmp_path_factory.mktemp(f"hub-{workers}w") / "data"
+    process = _start(data, {"WELLGUARD_MQTT_WORKERS": str(workers)})
+    yield process
+    process.stop()
+
+
 @pytest.fixture
 def fresh_hub(tmp_path: Path) -> Iterator[HubProcess]:
     """A hub of the test's own, for tests that stop it or tamper with its files."""

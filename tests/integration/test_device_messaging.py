@@ -4,11 +4,10 @@ the operator CLI for C2D, methods, telemetry, twins and IP filter rules."""
 from __future__ import annotations
 
 import json
-import threading
 import time
 
 from tests.support.hubproc import HubProcess, run_cli
-from tests.support.mqttdevice import connect_device, json_body, parse_topic_query, sas_token
+from tests.support.mqttdevice import connect_device, json_body, sas_token
 
 
 def _create(hub: HubProcess, device_id: str) -> str:
@@ -110,15 +109,7 @@ def test_operator_cli_for_messaging(hub: HubProcess) -> None:
         assert message.payload == b"open choke"
         assert f"%24.mid={sent['messageId']}" in message.topic
 
-        def answer() -> None:
-            request = device.next_message(timeout=20)
-            rid = parse_topic_query(request.topic)["$rid"]
-            device.client.publish(
-                f"$iothub/methods/res/201/?$rid={rid}", json.dumps(json_body(request)), qos=0
-            )
-
-        responder = threading.Thread(target=answer)
-        responder.start()
+        responder = device.answer_method(lambda request: (201, json.dumps(json_body(request))))
         result = json.loads(
             run_cli(
                 "method",

@@ -9,9 +9,16 @@ import time
 from pathlib import Path
 
 import pytest
+from paho.mqtt.client import MQTTMessage
 
 from tests.support.hubproc import HubProcess, random_loopback, run_cli
 from tests.support.mqttdevice import connect_device, json_body, parse_topic_query, sas_token
+
+
+@pytest.fixture(scope="module")
+def hub(gateway_hub: HubProcess) -> HubProcess:
+    """Every test here runs against both gateway layouts."""
+    return gateway_hub
 
 
 def _create(hub: HubProcess, device_id: str) -> str:
@@ -199,17 +206,11 @@ def test_direct_method_round_trip(hub: HubProcess) -> None:
     try:
         device.subscribe("$iothub/methods/POST/#")
 
-        def answer() -> None:
-            request = device.next_message(timeout=20)
+        def answer(request: MQTTMessage) -> tuple[int, str]:
             assert request.topic.startswith("$iothub/methods/POST/reboot/")
-            rid = parse_topic_query(request.topic)["$rid"]
-            body = json.dumps({"accepted": json_body(request)["delay"]})
-            device.client.publish(f"$iothub/methods/res/200/?$rid={rid}", body, qos=0)
+            return 200, json.dumps({"accepted": json_body(request)["delay"]})
 
-        import threading
-
-        responder = threading.Thread(target=answer)
-        responder.start()
+        responder = device.answer_method(answer)
         response = hub.api(
             "POST",
             "/twins/gw-method/methods",
@@ -341,17 +342,7 @@ def test_a_replacing_connection_keeps_the_persistent_session(hub: HubProcess) ->
         )
         assert second.wait_connack() == "Success"
         assert first.disconnected.wait(5)
-        resumed = second
-
-        def answer() -> None:
-            request = resumed.next_message(timeout=20)
-            rid = parse_topic_query(request.topic)["$rid"]
-            resumed.client.publish(f"$iothub/methods/res/200/?$rid={rid}", b'"here"', qos=0)
-
-        import threading
-
-        responder = threading.Thread(target=answer)
-        responder.start()
+        responder = second.answer_method(lambda _request: (200, b'"here"'))
         response = hub.api(
             "POST",
             "/twins/gw-resume/methods",

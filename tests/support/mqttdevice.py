@@ -8,6 +8,7 @@ import ssl
 import threading
 import time
 import urllib.parse
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -82,6 +83,23 @@ class Device:
             if f"$rid={rid}" in message.topic:
                 return message
         raise AssertionError("no twin response")
+
+    def answer_method(
+        self, answer: Callable[[mqtt.MQTTMessage], tuple[int, bytes | str]]
+    ) -> threading.Thread:
+        """Answer the next direct method request (subscribe to $iothub/methods/POST/#
+        first) with ``answer(request)`` -> (status, payload), from a thread that is
+        already started: join it once the call has returned."""
+
+        def respond() -> None:
+            request = self.next_message(timeout=20)
+            status, payload = answer(request)
+            rid = parse_topic_query(request.topic)["$rid"]
+            self.client.publish(f"$iothub/methods/res/{status}/?$rid={rid}", payload, qos=0)
+
+        thread = threading.Thread(target=respond)
+        thread.start()
+        return thread
 
     def close(self) -> None:
         """Disconnect and stop the network thread."""

@@ -8,39 +8,33 @@ left behind: the gateway stops taking messages before the journal flushes and cl
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import os
+import signal
+import socket
 import sys
-import threading
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import replace
 from typing import Any
 
 import httpx
 import uvicorn
+from prometheus_client import CollectorRegistry
 
 from wellguard.adapters.journal import JournalRetention, SqliteJournal
 from wellguard.adapters.routing import DeliveryContext, EndpointSet, RoutingStore, RoutingWorker
-from wellguard.adapters.sql.c2d_store import SqlC2dStore
-from wellguard.adapters.sql.hub_state import (
-    SqlCounterStore,
-    SqlIpFilterStore,
-    SqlPresenceStore,
-    SqlSessionStore,
-)
+from wellguard.adapters.sql.hub_state import SqlIpFilterStore
 from wellguard.adapters.sql.registry_store import SqlRegistryStore
 from wellguard.adapters.sql.telemetry_store import TelemetryStore
-from wellguard.adapters.tls import TlsServerContext
 from wellguard.apps.api import create_app
 from wellguard.apps.api.deviceplane import DevicePlane
-from wellguard.apps.gateway.auth import DeviceAuthenticator
+from wellguard.apps.gateway.assembly import build_c2d, build_gateway, hub_hosts_for
+from wellguard.apps.gateway.cluster import ClusterHub
 from wellguard.apps.gateway.metrics import GatewayMetrics
-from wellguard.apps.gateway.presence import PresenceWriter
+from wellguard.apps.gateway.pool import WorkerPool, reserve_port
 from wellguard.apps.gateway.server import GatewayServer
-from wellguard.apps.hub import Hub, bind_https, hub_ssl_context, utcnow
-from wellguard.core.c2d import C2dService
-from wellguard.core.identity import IpFilterAction
-from wellguard.core.registry.events import ChangeKind, RegistryChange
+from wellguard.apps.hub import Hub, bind_https, freeze_startup_objects, hub_ssl_context, utcnow
 from wellguard.errors import WellguardError
 
 __all__ = ["run", "serve"]
@@ -49,23 +43,22 @@ _log = logging.getLogger("wellguard.hub")
 _COMPACT_SECONDS = 60.0
 
 
-class _RevokedSerials:
-    """Revoked certificate serials, reloaded when a revocation is announced."""
+class _HubServer(uvicorn.Server):
+    """uvicorn's server, stopped by the hub's own signal handlers.
 
-    def __init__(self, load: Callable[[], set[int]]) -> None:
-        self._load = load
-        self._lock = threading.Lock()
-        self._serials = load()
+    uvicorn's handlers re-raise the signal once the server has stopped, which ends the
+    process before ``serve`` can stop the gateway (and its workers), routing and the
+    journal; here the signal only asks the server to stop, and ``serve`` returns."""
 
-    def __call__(self) -> set[int]:
-        with self._lock:
-            return self._serials
+    @contextlib.contextmanager
+    def capture_signals(self) -> Iterator[None]:
+        yield
 
-    def on_change(self, change: RegistryChange) -> None:
-        if change.kind is ChangeKind.CERTIFICATE_REVOKED:
-            fresh = self._load()
-            with self._lock:
-                self._serials = fresh
+    def stop_soon(self) -> None:
+        """First signal: stop gracefully; a second one: stop without waiting."""
+        if self.should_exit:
+            self.force_exit = True
+        self.should_exit = True
 
 
 async def serve(hub: Hub, *, announce: Callable[[str], None] = print) -> None:
@@ -78,8 +71,7 @@ async def serve(hub: Hub, *, announce: Callable[[str], None] = print) -> None:
     engine = store.engine
     https_sock = bind_https(config.api)
     api_port = https_sock.getsockname()[1]
-    names = {config.hostname, *ctx.hub_hosts}
-    hub_hosts = tuple(sorted(names | {f"{n}:{api_port}" for n in names}))
+    hub_hosts = hub_hosts_for(config.hostname, ctx.hub_hosts, api_port)
     ctx = replace(ctx, hub_hosts=hub_hosts)
 
     journal = SqliteJournal(
@@ -119,45 +111,36 @@ async def serve(hub: Hub, *, announce: Callable[[str], None] = print) -> None:
     compactor = asyncio.get_running_loop().create_task(compact_forever())
 
     metrics = GatewayMetrics()
+    served_metrics = metrics.registry
     gateway: GatewayServer | None = None
-    c2d = C2dService(
-        SqlC2dStore(engine),
-        hub.clock,
-        registry.notifier,
-        device_exists=lambda device_id: store.get_device(device_id) is not None,
-    )
+    cluster: ClusterHub | None = None
+    pool: WorkerPool | None = None
+    reserved: socket.socket | None = None
+    c2d = build_c2d(hub)
     ip_store = SqlIpFilterStore(engine)
     if config.mqtt.enabled:
-        revoked = _RevokedSerials(lambda: {c.serial for c in store.revoked_certificates()})
-        registry.notifier.subscribe(revoked.on_change)
-        tls_files = hub.data.hub_tls(hub.box)
-        authenticator = DeviceAuthenticator(
-            registry,
-            trusted_cas=ctx.certificates.authority.full_chain,
-            revoked_serials=revoked,
-            hub_hosts=hub_hosts,
-            clock=hub.clock,
-            max_ttl_seconds=config.security.sas_max_ttl_seconds,
-            clock_skew_seconds=config.security.clock_skew_seconds,
-        )
-        gateway = GatewayServer(
-            config=config.mqtt,
-            registry=registry,
-            journal=journal,
-            c2d=c2d,
-            authenticator=authenticator,
-            tls=TlsServerContext(tls_files.cert_file, tls_files.key_file, tls_files.key_password),
-            security_log=ctx.security_log,
-            presence=PresenceWriter(SqlPresenceStore(engine), SqlCounterStore(engine)),
-            ip_rules=ip_store.rules,
-            ip_default=IpFilterAction(config.security.ip_filter_default_action),
-            clock=hub.clock,
-            metrics=metrics,
-            session_store=SqlSessionStore(engine),
-            rate_per_device=config.mqtt.rate_per_device,
-            hub_rate=config.mqtt.hub_rate,
-        )
-        mqtt_port = await gateway.start()
+        gateway = build_gateway(hub, journal=journal, c2d=c2d, hub_hosts=hub_hosts, metrics=metrics)
+        if config.mqtt.workers > 1:
+            # Workers serve MQTT/TLS; this process keeps MQTT over WebSockets.
+            reserved = reserve_port(config.mqtt.bind, config.mqtt.port)
+            mqtt_port = reserved.getsockname()[1]
+            cluster = ClusterHub(gateway, registry.notifier)
+            gateway.cluster = cluster
+            await cluster.start()
+            await gateway.start(listen=False)
+            pool = WorkerPool(
+                count=config.mqtt.workers,
+                data_dir=hub.data.root,
+                cluster=cluster,
+                port=mqtt_port,
+                api_port=api_port,
+                log_level=logging.getLevelName(logging.getLogger("wellguard").getEffectiveLevel()),
+            )
+            await pool.start()
+            served_metrics = CollectorRegistry()
+            served_metrics.register(cluster.collector(metrics.registry))
+        else:
+            mqtt_port = await gateway.start()
         ctx = replace(ctx, methods=gateway)
     hub.context = ctx
 
@@ -171,8 +154,10 @@ async def serve(hub: Hub, *, announce: Callable[[str], None] = print) -> None:
 
     def status() -> dict[str, Any]:
         stats = journal.stats
+        connections = len(gateway.sessions) if gateway else 0
         return {
-            "connections": len(gateway.sessions) if gateway else 0,
+            "connections": connections + (cluster.remote_connections if cluster else 0),
+            "gatewayWorkers": len(cluster.workers) if cluster else 0,
             "journal": {"lastSeq": journal.last_seq(), "pending": stats.pending},
             "routing": {"lag": worker.stats.lag, "deadLettered": worker.stats.dead_lettered},
         }
@@ -186,7 +171,7 @@ async def serve(hub: Hub, *, announce: Callable[[str], None] = print) -> None:
         journal=journal,
         telemetry=telemetry,
         ip_filter=ip_store,
-        metrics=metrics.registry,
+        metrics=served_metrics,
         throttle=throttle,
         count=count,
         status=status,
@@ -207,7 +192,10 @@ async def serve(hub: Hub, *, announce: Callable[[str], None] = print) -> None:
     )
     uv_config.load()
     uv_config.ssl = hub_ssl_context(hub)
-    server = uvicorn.Server(uv_config)
+    server = _HubServer(uv_config)
+    loop = asyncio.get_running_loop()
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(signum, server.stop_soon)
     bind = config.api.bind if ":" not in config.api.bind else f"[{config.api.bind}]"
     api_url = f"https://{bind}:{api_port}"
     run_info: dict[str, Any] = {
@@ -221,12 +209,16 @@ async def serve(hub: Hub, *, announce: Callable[[str], None] = print) -> None:
     if gateway is not None:
         run_info["mqttPort"] = mqtt_port
         run_info["mqttBind"] = config.mqtt.bind
+    if pool is not None:
+        run_info["gatewayWorkers"] = pool.pids
+    freeze_startup_objects()
     hub.data.write_run_info(run_info)
     announce(f"wellguard hub {config.hostname} is up")
     announce(f"  REST API   {api_url}  (OpenAPI: {api_url}/openapi.json)")
     if gateway is not None:
+        workers = f", {config.mqtt.workers} worker processes" if pool is not None else ""
         announce(
-            f"  MQTT/TLS   {config.mqtt.bind}:{mqtt_port}"
+            f"  MQTT/TLS   {config.mqtt.bind}:{mqtt_port}{workers}"
             f"  (and WebSockets: {api_url}/$iothub/websocket)"
         )
     announce(f"  trust      {hub.data.root_ca_file}")
@@ -235,6 +227,12 @@ async def serve(hub: Hub, *, announce: Callable[[str], None] = print) -> None:
         await server.serve(sockets=[https_sock])
     finally:
         hub.data.clear_run_info()
+        if pool is not None:
+            await pool.stop()
+        if cluster is not None:
+            await cluster.stop()
+        if reserved is not None:
+            reserved.close()
         if gateway is not None:
             await gateway.stop()
         compactor.cancel()

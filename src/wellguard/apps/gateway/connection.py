@@ -5,11 +5,16 @@ asyncio only moves bytes here; protocol decisions come from ``wellguard.core.mqt
 QoS 1 telemetry is acknowledged only after the ingest journal reports it durable, and
 PUBACKs leave in the order the PUBLISHes came in (MQTT 3.1.1, 4.6), throttled ones
 included: each publish takes a slot in a FIFO and acks drain from its head.
+
+The bookkeeping around a message costs more than decoding it, so it is done once per
+read where that means the same: telemetry PUBLISHes that arrive together (one read, no
+other packet between them) are throttled, time-stamped and counted as one run.
 """
 
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 from collections import deque
 from collections.abc import Callable
@@ -24,6 +29,7 @@ from wellguard.core.gateway import (
     ClaimedIdentity,
     CounterName,
     MethodResponse,
+    PublishAction,
     SubscriptionKind,
     Telemetry,
     TopicDeniedError,
@@ -53,14 +59,20 @@ __all__ = ["DeviceConnection"]
 
 _log = logging.getLogger("wellguard.gateway")
 _HANDSHAKE_TIMEOUT = 10.0
+_TELEMETRY = MessageSource.TELEMETRY
 
 
 class _AckSlot:
-    __slots__ = ("packet_id", "ready")
+    """A QoS 1 PUBLISH's place in the PUBACK order; ``not_before`` is its throttling hold
+    (monotonic loop time, 0.0 for none) and ``started`` when it was read."""
 
-    def __init__(self, packet_id: int) -> None:
+    __slots__ = ("not_before", "packet_id", "ready", "started")
+
+    def __init__(self, packet_id: int, started: float = 0.0, not_before: float = 0.0) -> None:
         self.packet_id = packet_id
         self.ready = False
+        self.started = started
+        self.not_before = not_before
 
 
 class DeviceConnection(asyncio.Protocol):
@@ -228,16 +240,31 @@ class DeviceConnection(asyncio.Protocol):
     # -- MQTT events --------------------------------------------------------------------
 
     def _dispatch(self, events: list[Any]) -> None:
+        run: list[tuple[Publish, Telemetry]] = []  # telemetry in a row, stored together
         for event in events:
             if self.closed:
                 return
             if self._backlog is not None:
                 self._backlog.append(event)
+                continue
+            action = None
+            if isinstance(event, Publish):
+                action = self._classify(event)
+                if isinstance(action, Telemetry) and len(event.payload) <= MAX_D2C_BYTES:
+                    run.append((event, action))
+                    continue
+            if run:
+                # The telemetry read before this packet goes first: PUBACKs keep their order.
+                self._ingest(run)
+                run = []
+                if self.closed:
+                    return
+            if isinstance(event, Publish):
+                assert action is not None
+                self._on_publish(event, action)
             elif isinstance(event, Connect):
                 self._backlog = []
                 self.server.loop.create_task(self._authenticate(event))
-            elif isinstance(event, Publish):
-                self._on_publish(event)
             elif isinstance(event, PubAck):
                 self.server.c2d_acknowledged(self, event.packet_id)
             elif isinstance(event, Subscribe):
@@ -246,6 +273,8 @@ class DeviceConnection(asyncio.Protocol):
                 self._on_unsubscribe(event)
             elif isinstance(event, Disconnect):
                 self.close()
+        if run and not self.closed:
+            self._ingest(run)
 
     async def _authenticate(self, connect: Connect) -> None:
         assert self.mqtt is not None
@@ -286,20 +315,36 @@ class DeviceConnection(asyncio.Protocol):
         self.mqtt.refuse(int(code))
         self.close()
 
-    def _on_publish(self, packet: Publish) -> None:
+    def _classify(self, packet: Publish) -> PublishAction | TopicDeniedError | InvalidInputError:
+        """What a PUBLISH means, or why it is refused (handled in order by ``_on_publish``)."""
+        assert self.auth is not None
+        try:
+            return classify_publish(packet.topic, self.auth.identity)
+        except (TopicDeniedError, InvalidInputError) as exc:
+            return exc
+
+    def _on_publish(
+        self, packet: Publish, action: PublishAction | TopicDeniedError | InvalidInputError
+    ) -> None:
+        """A PUBLISH other than storable telemetry: refuse it, or answer twin and methods."""
         assert self.auth is not None
         identity = self.auth.identity
-        try:
-            action = classify_publish(packet.topic, identity)
-        except (TopicDeniedError, InvalidInputError) as exc:
-            reason = getattr(exc, "reason", "topic_not_allowed")
+        if isinstance(action, TopicDeniedError | InvalidInputError):
+            reason = getattr(action, "reason", "topic_not_allowed")
             self.server.security_event(
                 "mqtt.publish", str(reason), identity.key, self.peer, packet.topic[:200]
             )
             self.abort()
             return
-        if isinstance(action, Telemetry):
-            self._on_telemetry(packet, action)
+        if isinstance(action, Telemetry):  # over the size limit, or it would be in a run
+            self.server.security_event(
+                "mqtt.publish",
+                "message_too_large",
+                identity.key,
+                self.peer,
+                str(len(packet.payload)),
+            )
+            self.abort()
             return
         if packet.qos == 1 and packet.packet_id is not None:
             self._ack_now(packet.packet_id)
@@ -310,72 +355,82 @@ class DeviceConnection(asyncio.Protocol):
         elif isinstance(action, MethodResponse):
             self.server.method_response(action.rid, action.status, packet.payload)
 
-    def _on_telemetry(self, packet: Publish, action: Telemetry) -> None:
+    def _ingest(self, run: list[tuple[Publish, Telemetry]]) -> None:
+        """Store telemetry PUBLISHes read together and PUBACK each QoS 1 one once durable.
+
+        One throttle decision, clock reading and counter update serve the whole run; the
+        messages and their PUBACKs are the same as one at a time (see ``admit_together``).
+        """
         assert self.auth is not None
         server = self.server
         identity = self.auth.identity
-        if len(packet.payload) > MAX_D2C_BYTES:
-            server.security_event(
-                "mqtt.publish",
-                "message_too_large",
-                identity.key,
-                self.peer,
-                str(len(packet.payload)),
-            )
-            self.abort()
-            return
-        decision = server.throttle(identity.key)
-        if decision.disconnect:
-            server.security_event(
-                "mqtt.publish", "throttled", identity.key, self.peer, "sustained rate above limit"
-            )
-            self.abort()
-            return
-        message = DeviceMessage(
-            device_id=identity.device_id,
-            module_id=identity.module_id,
-            enqueued_at=server.clock(),
-            source=MessageSource.TELEMETRY,
-            body=packet.payload,
-            system_properties=action.system,
-            app_properties=action.app,
-        )
-        self.active = True
-        server.count(identity.key, CounterName.D2C)
-        server.count(identity.key, CounterName.BYTES_IN, len(packet.payload))
-        try:
-            future = server.journal.submit(message)
-        except WellguardError as exc:
-            # Overloaded store: no PUBACK; the device retries after reconnecting.
-            server.security_event(
-                "mqtt.publish", "hub_overloaded", identity.key, self.peer, str(exc)
-            )
-            self.abort()
-            return
-        server.metrics.messages_in.inc()
-        if packet.qos == 0 or packet.packet_id is None:
-            future.add_done_callback(_consume)  # best effort: a failure is only counted
-            return
-        slot = _AckSlot(packet.packet_id)
-        self._acks.append(slot)
+        key = identity.key
+        device_id, module_id = identity.device_id, identity.module_id
+        decisions = server.throttle_together(key, len(run))
+        enqueued_at = server.clock()
         started = server.loop.time()
-        not_before = started + decision.delay if decision.delay > 0 else 0.0
-        if not_before:
-            server.metrics.throttled.inc()
+        submit = server.journal.submit
+        acks = self._acks
+        on_durable = self._on_durable
+        counted = size = stored = held = 0
+        refusal: tuple[str, str] | None = None
+        for (packet, action), decision in zip(run, decisions, strict=False):
+            if decision.disconnect:
+                refusal = ("throttled", "sustained rate above limit")
+                break
+            payload = packet.payload
+            counted += 1
+            size += len(payload)
+            message = DeviceMessage(
+                device_id=device_id,
+                module_id=module_id,
+                enqueued_at=enqueued_at,
+                source=_TELEMETRY,
+                body=payload,
+                system_properties=action.system,
+                app_properties=action.app,
+            )
+            try:
+                future = submit(message)
+            except WellguardError as exc:
+                # Overloaded store: no PUBACK; the device retries after reconnecting.
+                refusal = ("hub_overloaded", str(exc))
+                break
+            stored += 1
+            if packet.qos == 0 or packet.packet_id is None:
+                future.add_done_callback(_consume)  # best effort: a failure is only counted
+                continue
+            slot = _AckSlot(packet.packet_id, started)
+            if decision.delay > 0:
+                slot.not_before = started + decision.delay
+                held += 1
+            acks.append(slot)
+            future.add_done_callback(functools.partial(on_durable, slot))
+        if counted:
+            self.active = True
+            server.count(key, CounterName.D2C, counted)
+            server.count(key, CounterName.BYTES_IN, size)
+        metrics = server.metrics
+        if stored:
+            metrics.messages_in.inc(stored)
+        if held:
+            metrics.throttled.inc(held)
+        if refusal is not None:
+            server.security_event("mqtt.publish", refusal[0], key, self.peer, refusal[1])
+            self.abort()
 
-        def on_durable(done: asyncio.Future[int]) -> None:
-            if done.cancelled() or done.exception() is not None:
-                # Not durable: never acknowledge; the client will resend.
-                self.server.metrics.journal_failures.inc()
-                self.abort()
-                return
-            delay = not_before - self.server.loop.time() if not_before else 0.0
+    def _on_durable(self, slot: _AckSlot, done: asyncio.Future[int]) -> None:
+        if done.cancelled() or done.exception() is not None:
+            # Not durable: never acknowledge; the client will resend.
+            self.server.metrics.journal_failures.inc()
+            self.abort()
+            return
+        if slot.not_before:
+            delay = slot.not_before - self.server.loop.time()
             if delay > 0:
-                self.server.loop.call_later(delay, self._ack_ready, slot, started)
-            else:
-                self._ack_ready(slot, started)
-
-        future.add_done_callback(on_durable)
+                self.server.loop.call_later(delay, self._ack_ready, slot)
+                return
+        self._ack_ready(slot)
 
     def _ack_now(self, packet_id: int) -> None:
         slot = _AckSlot(packet_id)
@@ -383,9 +438,9 @@ class DeviceConnection(asyncio.Protocol):
         self._acks.append(slot)
         self._drain_acks()
 
-    def _ack_ready(self, slot: _AckSlot, started: float) -> None:
+    def _ack_ready(self, slot: _AckSlot) -> None:
         slot.ready = True
-        self.server.metrics.puback_latency.observe(self.server.loop.time() - started)
+        self.server.metrics.puback_latency.observe(self.server.loop.time() - slot.started)
         self._drain_acks()
         # A committed batch resolves its futures in one loop turn; send all of this
         # connection's PUBACKs after them as one TLS record and one write, not one each.

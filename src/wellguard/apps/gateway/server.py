@@ -16,7 +16,7 @@ import time
 from collections.abc import Callable, Iterable
 from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime
-from typing import Any, TypeVar
+from typing import Any, Protocol, TypeVar
 
 import orjson
 
@@ -52,13 +52,27 @@ from wellguard.model.message import DeviceMessage, MessageSource, SystemProperty
 from wellguard.model.security_event import HubSecurityEvent
 from wellguard.model.twin import Twin
 
-__all__ = ["GatewayServer", "MethodTimeoutError"]
+__all__ = ["GatewayCluster", "GatewayServer", "MethodTimeoutError"]
 
 _log = logging.getLogger("wellguard.gateway")
 T = TypeVar("T")
 _SWEEP_SECONDS = 0.5
 _KINDS = {kind.value for kind in SubscriptionKind}
 _C2D_REDELIVERY_SECONDS = 30.0
+
+
+class GatewayCluster(Protocol):
+    """The other gateway processes of the hub (``wellguard.apps.gateway.cluster``)."""
+
+    def claimed(self, key: str, kinds: Iterable[SubscriptionKind]) -> None: ...
+    def released(self, key: str) -> None: ...
+    def subscriptions(self, key: str, kinds: Iterable[SubscriptionKind]) -> None: ...
+    def session(self, key: str, subscriptions: dict[str, int] | None) -> None: ...
+    def admission(self, ip: str, flap: bool) -> None: ...
+    def reachable(self, key: str) -> bool: ...
+    async def invoke(
+        self, key: str, name: str, payload: object, rid: str, response_timeout: float
+    ) -> tuple[int, Any]: ...
 
 
 class GatewayServer:
@@ -101,6 +115,7 @@ class GatewayServer:
         self.loop = asyncio.get_running_loop()
         self._executor = ThreadPoolExecutor(max_workers=8, thread_name_prefix="wg-gateway")
         self.sessions: dict[str, DeviceConnection] = {}
+        self._module_keys: dict[str, set[str]] = {}  # device id -> its modules' session keys
         self.connections: set[DeviceConnection] = set()
         self._persistent: dict[str, dict[SubscriptionKind, int]] = {}
         self._session_store = session_store
@@ -112,26 +127,37 @@ class GatewayServer:
         self._arrivals: dict[str, list[asyncio.Future[None]]] = {}
         self._server: asyncio.AbstractServer | None = None
         self._sweeper: asyncio.Task[None] | None = None
+        self.cluster: GatewayCluster | None = None
+        """The hub's other gateway processes, when it runs gateway workers."""
         registry.notifier.subscribe(self._change_from_thread)
 
     # -- lifecycle ----------------------------------------------------------------------
 
-    async def start(self) -> int:
-        """Listen; returns the bound port."""
-        await self.run_blocking(self.presence.reset, self.clock())
+    async def start(
+        self, *, listen: bool = True, port: int | None = None, primary: bool = True
+    ) -> int:
+        """Listen (unless ``listen`` is false: WebSockets only); returns the bound port.
+
+        ``primary`` is false in gateway workers: the hub process has already marked every
+        device disconnected at start. Workers share ``port`` (``SO_REUSEPORT``)."""
+        if primary:
+            await self.run_blocking(self.presence.reset, self.clock())
         stored = await self.run_blocking(self._session_store.load_all)
         for key, subscriptions in stored.items():
             kinds = {SubscriptionKind(k): int(q) for k, q in subscriptions.items() if k in _KINDS}
             if kinds:
                 self._persistent[key] = kinds
+        self._sweeper = self.loop.create_task(self._sweep_forever())
+        if not listen:
+            return 0
         self._server = await self.loop.create_server(
             lambda: DeviceConnection(self),
             host=self.config.bind,
-            port=self.config.port,
+            port=self.config.port if port is None else port,
             backlog=4096,
             reuse_address=True,
+            reuse_port=not primary,
         )
-        self._sweeper = self.loop.create_task(self._sweep_forever())
         sock = self._server.sockets[0]
         return int(sock.getsockname()[1])
 
@@ -171,6 +197,17 @@ class GatewayServer:
     def admission_failure(self, ip: str) -> None:
         """An authentication failure or protocol violation from ``ip`` (ban accounting)."""
         self._admission.record_failure(ip, time.monotonic())
+        if self.cluster is not None:
+            self.cluster.admission(ip, False)
+
+    def remote_admission(self, ip: str, flap: bool) -> None:
+        """Another gateway process saw a failure (or a flap) from ``ip``: bans are
+        hub-wide, whichever process the address's connections land on."""
+        now = time.monotonic()
+        if flap:
+            self._admission.record_flap(ip, now)
+        else:
+            self._admission.record_failure(ip, now)
 
     def new_tls_session(self) -> TlsSession:
         """TLS state for a new connection."""
@@ -197,14 +234,17 @@ class GatewayServer:
 
     def throttle(self, identity_key: str) -> ThrottleDecision:
         """Rate decision for one more publish from a device."""
-        now = time.monotonic()
+        (decision,) = self.throttle_together(identity_key, 1)
+        return decision
+
+    def throttle_together(self, identity_key: str, n: int) -> list[ThrottleDecision]:
+        """Rate decisions for ``n`` publishes a device sent together, in order, up to
+        and including the first one that asks for a disconnect."""
         throttle = self._throttles.get(identity_key)
         if throttle is None:
             throttle = DeviceThrottle(rate_per_s=self._rate, burst=max(1.0, 2 * self._rate))
             self._throttles[identity_key] = throttle
-        device = throttle.admit(now)
-        hub = self._hub_throttle.admit(now)
-        return ThrottleDecision(max(device.delay, hub.delay), device.disconnect or hub.disconnect)
+        return throttle.admit_together(time.monotonic(), n, self._hub_throttle)
 
     # -- sessions -------------------------------------------------------------------------
 
@@ -228,6 +268,8 @@ class GatewayServer:
             # (the device SDK never resubscribes on a clean_session=False reconnect).
             self._keep_session(previous)
         self.sessions[key] = conn
+        if identity.module_id:
+            self._module_keys.setdefault(identity.device_id, set()).add(key)
         self.connections.add(conn)
         self.metrics.connections.set(len(self.sessions))
         session_present = False
@@ -237,16 +279,19 @@ class GatewayServer:
         elif key in self._persistent:
             conn.subscriptions = dict(self._persistent[key])
             session_present = True
+        if self.cluster is not None:
+            self.cluster.claimed(key, conn.subscriptions)
         self.count(key, CounterName.CONNECTION_ATTEMPTS)
         self.presence.record(
             PresenceUpdate(identity.device_id, identity.module_id, True, self.clock())
         )
         self._journal_event(
-            identity, MessageSource.CONNECTION_STATE, {"connectionState": "Connected"}
+            identity.device_id,
+            identity.module_id,
+            MessageSource.CONNECTION_STATE,
+            {"connectionState": "Connected"},
         )
-        for waiter in self._arrivals.pop(key, []):
-            if not waiter.done():
-                waiter.set_result(None)
+        self.arrived(key)
         if session_present and SubscriptionKind.C2D in conn.subscriptions:
             self.loop.create_task(self.deliver_c2d(conn))
         return session_present
@@ -259,18 +304,25 @@ class GatewayServer:
         identity = conn.auth.identity
         key = identity.key
         if self.sessions.get(key) is conn:
-            del self.sessions[key]
+            self._forget_session(key)
             self._keep_session(conn)
+            if self.cluster is not None:
+                self.cluster.released(key)
             self.presence.record(
                 PresenceUpdate(identity.device_id, identity.module_id, False, self.clock())
             )
             self._journal_event(
-                identity, MessageSource.CONNECTION_STATE, {"connectionState": "Disconnected"}
+                identity.device_id,
+                identity.module_id,
+                MessageSource.CONNECTION_STATE,
+                {"connectionState": "Disconnected"},
             )
         self.metrics.connections.set(len(self.sessions))
         self.count(key, CounterName.DISCONNECTS)
         if self.loop.time() - conn.connected_at < 10.0:
             self._admission.record_flap(conn.peer_ip, time.monotonic())
+            if self.cluster is not None:
+                self.cluster.admission(conn.peer_ip, True)
 
     def _keep_session(self, conn: DeviceConnection) -> None:
         """Remember the subscriptions of a clean_session=False connection that ended (a
@@ -290,13 +342,84 @@ class GatewayServer:
             return
         stored = {kind.value: qos for kind, qos in (subscriptions or {}).items()}
         self._background(self._session_store.save, key, stored or None, self.clock())
+        if self.cluster is not None:
+            self.cluster.session(key, stored or None)
+
+    def remote_session(self, key: str, subscriptions: dict[str, int] | None) -> None:
+        """Another gateway process changed (and stored) a persistent session."""
+        kinds = {
+            SubscriptionKind(k): int(q) for k, q in (subscriptions or {}).items() if k in _KINDS
+        }
+        if kinds:
+            self._persistent[key] = kinds
+        else:
+            self._persistent.pop(key, None)
+
+    def persistent_sessions(self) -> dict[str, dict[str, int]]:
+        """Every persistent session this process knows (for a joining worker)."""
+        return {
+            key: {kind.value: qos for kind, qos in kinds.items()}
+            for key, kinds in self._persistent.items()
+        }
+
+    def evict(self, key: str, where: str) -> None:
+        """``key`` connected in another gateway process: close its connection here,
+        without announcing a disconnection (the device is still connected)."""
+        conn = self.sessions.get(key)
+        if conn is None:
+            return
+        self._forget_session(key)
+        self.metrics.connections.set(len(self.sessions))
+        self.security_event(
+            "mqtt.connect",
+            "duplicate_client_id",
+            key,
+            conn.peer,
+            f"replaced by a new connection {where}",
+        )
+        conn.abort()
+
+    def lost_elsewhere(self, key: str) -> None:
+        """The worker process holding ``key`` died: the device is disconnected."""
+        if key in self.sessions:
+            return
+        device_id, _, module = key.partition("/")
+        module_id = module or None
+        self.presence.record(PresenceUpdate(device_id, module_id, False, self.clock()))
+        self._journal_event(
+            device_id,
+            module_id,
+            MessageSource.CONNECTION_STATE,
+            {"connectionState": "Disconnected"},
+        )
+
+    def _forget_session(self, key: str) -> None:
+        del self.sessions[key]
+        device_id, _, module_id = key.partition("/")
+        if module_id:
+            keys = self._module_keys.get(device_id)
+            if keys is not None:
+                keys.discard(key)
+                if not keys:
+                    del self._module_keys[device_id]
+
+    def arrived(self, key: str) -> None:
+        """``key`` is connected (here or in a worker): wake method calls waiting for it."""
+        for waiter in self._arrivals.pop(key, []):
+            if not waiter.done():
+                waiter.set_result(None)
 
     def subscriptions_changed(self, conn: DeviceConnection) -> None:
-        """A persistent connection subscribed or unsubscribed: store its session now, so
-        that it survives even a hub crash."""
+        """A connection subscribed or unsubscribed: a persistent one stores its session
+        now, so that it survives even a hub crash."""
+        if conn.auth is None:
+            return
+        key = conn.auth.identity.key
+        if self.cluster is not None and self.sessions.get(key) is conn:
+            self.cluster.subscriptions(key, conn.subscriptions)
         connect = conn.mqtt.connect if conn.mqtt is not None else None
-        if conn.auth is not None and connect is not None and not connect.clean_session:
-            self._remember(conn.auth.identity.key, dict(conn.subscriptions) or None)
+        if connect is not None and not connect.clean_session:
+            self._remember(key, dict(conn.subscriptions) or None)
 
     def subscribed(self, conn: DeviceConnection, kinds: Iterable[SubscriptionKind]) -> None:
         """A connection subscribed: start C2D delivery when it asked for it."""
@@ -304,16 +427,14 @@ class GatewayServer:
         if SubscriptionKind.C2D in kinds:
             self.loop.create_task(self.deliver_c2d(conn))
         if conn.auth is not None:
-            for waiter in self._arrivals.pop(conn.auth.identity.key, []):
-                if not waiter.done():
-                    waiter.set_result(None)
+            self.arrived(conn.auth.identity.key)
 
     def _journal_event(
-        self, identity: ClaimedIdentity, source: MessageSource, body: dict[str, Any]
+        self, device_id: str, module_id: str | None, source: MessageSource, body: dict[str, Any]
     ) -> None:
         message = DeviceMessage(
-            device_id=identity.device_id,
-            module_id=identity.module_id,
+            device_id=device_id,
+            module_id=module_id,
             enqueued_at=self.clock(),
             source=source,
             body=orjson.dumps(body),
@@ -371,7 +492,8 @@ class GatewayServer:
     def twin_reported(self, identity: ClaimedIdentity, twin: Twin) -> None:
         """A device patched reported properties: emit a twin change event."""
         self._journal_event(
-            identity,
+            identity.device_id,
+            identity.module_id,
             MessageSource.TWIN_CHANGE,
             {
                 "version": twin.version,
@@ -408,7 +530,15 @@ class GatewayServer:
         """Invoke a direct method; None when the device is not online for methods."""
         key = device_id + (f"/{module_id}" if module_id else "")
         deadline = self.loop.time() + connect_timeout
-        while not self.is_connected(device_id, module_id):
+        cluster = self.cluster
+        while True:
+            rid = format(next(self._method_ids), "x")
+            if self.is_connected(device_id, module_id):
+                call = self._call(key, name, payload, rid, response_timeout)
+                break
+            if cluster is not None and cluster.reachable(key):
+                call = cluster.invoke(key, name, payload, rid, response_timeout)
+                break
             remaining = deadline - self.loop.time()
             if remaining <= 0:
                 return None
@@ -418,19 +548,38 @@ class GatewayServer:
                 await asyncio.wait_for(waiter, remaining)
             except TimeoutError:
                 return None
-        conn = self.sessions[key]
-        rid = format(next(self._method_ids), "x")
+        try:
+            status, body = await call
+        except TimeoutError:
+            raise MethodTimeoutError(f"device {key!r} did not answer {name!r} in time") from None
+        return MethodResult(status=status, payload=body)
+
+    async def invoke_here(
+        self, key: str, name: str, payload: object, rid: str, response_timeout: float
+    ) -> tuple[int, Any] | None:
+        """Run a method for the hub process on a connection of this worker; None when
+        the device is not here or did not answer in time."""
+        conn = self.sessions.get(key)
+        if conn is None or SubscriptionKind.METHODS not in conn.subscriptions:
+            return None
+        try:
+            return await self._call(key, name, payload, rid, response_timeout)
+        except TimeoutError:
+            return None
+
+    async def _call(
+        self, key: str, name: str, payload: object, rid: str, response_timeout: float
+    ) -> tuple[int, Any]:
+        """Send a method request on ``key``'s connection and wait for the device's status
+        and payload (``TimeoutError`` when it does not answer in time)."""
         future: asyncio.Future[tuple[int, Any]] = self.loop.create_future()
         self._methods[rid] = (future, key)
         self.count(key, CounterName.METHOD_INVOKES)
-        conn.publish(method_request_topic(name, rid), orjson.dumps(payload), 0)
+        self.sessions[key].publish(method_request_topic(name, rid), orjson.dumps(payload), 0)
         try:
-            status, body = await asyncio.wait_for(future, response_timeout)
-        except TimeoutError:
-            raise MethodTimeoutError(f"device {key!r} did not answer {name!r} in time") from None
+            return await asyncio.wait_for(future, response_timeout)
         finally:
             self._methods.pop(rid, None)
-        return MethodResult(status=status, payload=body)
 
     def method_response(self, rid: str, status: int, payload: bytes) -> None:
         """A device answered a direct method."""
@@ -458,13 +607,14 @@ class GatewayServer:
         elif change.kind is ChangeKind.IP_FILTER:
             self.loop.create_task(self._reload_ip_filter())
         elif change.device_id is not None:
-            affected = [
-                conn
-                for key, conn in self.sessions.items()
-                if key == change.device_id or key.startswith(change.device_id + "/")
-            ]
-            for conn in affected:
-                self.loop.create_task(self._recheck(conn))
+            if change.module_id:
+                keys = [f"{change.device_id}/{change.module_id}"]
+            else:  # the device, and its modules (their credentials hang off the device)
+                keys = [change.device_id, *self._module_keys.get(change.device_id, ())]
+            for key in keys:
+                conn = self.sessions.get(key)
+                if conn is not None:
+                    self.loop.create_task(self._recheck(conn))
 
     async def _recheck(self, conn: DeviceConnection) -> None:
         if conn.auth is None or conn.closed:

@@ -16,6 +16,12 @@ backpressure and keeps queueing). ``HubThrottle`` is one bucket in front of the 
 all devices together; when its backlog would exceed ``max_delay_s`` it asks the gateway to
 shed the message's connection instead of queueing without bound.
 
+The gateway reads many PUBLISHes at once. ``DeviceThrottle.admit_together`` decides a
+read's ``n`` messages in both throttles at one go, with the very decisions ``n`` pairs of
+``admit`` calls would give. When both buckets hold ``n`` tokens (the usual case), none of
+the ``n`` would be held, so it takes ``n`` tokens from each and is done; otherwise it
+makes the ``n`` calls, stopping at the first disconnect.
+
 Every method takes ``now``, monotonic seconds; time running backwards counts as no time.
 Defaults: 100 messages/s per device with a burst of 200 (AWS IoT Core's per-connection
 publish limit), 10 s of sustained excess or 5 s of queued delay before a disconnect;
@@ -96,6 +102,9 @@ class ThrottleDecision:
     disconnect: bool = False
 
 
+_GO = ThrottleDecision(0.0)
+
+
 class DeviceThrottle:
     """One device's message rate, with sustained-abuse detection."""
 
@@ -134,6 +143,33 @@ class DeviceThrottle:
             return ThrottleDecision(wait, disconnect=True)
         self._bucket.take(now, n)
         return ThrottleDecision(wait)
+
+    def admit_together(self, now: float, n: int, hub: HubThrottle) -> list[ThrottleDecision]:
+        """Decide ``n`` messages that arrived together at ``now``, here and in ``hub``.
+
+        Gives what ``n`` rounds of ``admit(now)`` here and ``hub.admit(now)`` would, each
+        pair combined (the longer delay; a disconnect from either), in order and up to
+        and including the first disconnect: the messages after it are not accounted.
+        """
+        bucket, shared = self._bucket, hub._bucket
+        if bucket.wait_time(now, n) == 0.0 and shared.wait_time(now, n) == 0.0:
+            # Each of the n finds a token in both buckets, so each single admit would say
+            # "go" and reset the excess streak.
+            self._over_since = None
+            bucket.take(now, n)
+            shared.take(now, n)
+            return [_GO] * n
+        decisions: list[ThrottleDecision] = []
+        for _ in range(n):
+            device = self.admit(now)
+            total = hub.admit(now)
+            decision = ThrottleDecision(
+                max(device.delay, total.delay), device.disconnect or total.disconnect
+            )
+            decisions.append(decision)
+            if decision.disconnect:
+                break
+        return decisions
 
 
 class HubThrottle:

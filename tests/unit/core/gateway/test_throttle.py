@@ -122,3 +122,95 @@ def test_hub_throttle_sheds_without_taking_tokens() -> None:
     assert shed.delay == pytest.approx(1.01)
     # The shed message took nothing: two seconds later the debt is fully repaid.
     assert hub.admit(2.0) == ThrottleDecision(0.0)
+
+
+def _one_at_a_time(
+    device: DeviceThrottle, hub: HubThrottle, now: float, n: int
+) -> list[ThrottleDecision]:
+    """What the gateway did before reads were decided together: one pair of admits each."""
+    decisions = []
+    for _ in range(n):
+        mine, shared = device.admit(now), hub.admit(now)
+        decisions.append(
+            ThrottleDecision(max(mine.delay, shared.delay), mine.disconnect or shared.disconnect)
+        )
+        if decisions[-1].disconnect:
+            break
+    return decisions
+
+
+def test_admit_together_within_the_burst_takes_n_tokens_at_once() -> None:
+    device = DeviceThrottle(rate_per_s=10, burst=8, abuse_seconds=10)
+    hub = HubThrottle(rate_per_s=100, burst=100)
+    assert device.admit_together(0.0, 8, hub) == [ThrottleDecision(0.0)] * 8
+    assert device.over_since is None
+    # Both buckets are now down by 8: the ninth message waits a tenth of a second.
+    assert device.admit_together(0.0, 1, hub)[0].delay == pytest.approx(0.1)
+    assert hub.admit(0.0, 91) == ThrottleDecision(0.0)
+    assert hub.admit(0.0).delay == pytest.approx(0.01)
+
+
+def test_admit_together_holds_the_messages_past_the_burst_one_by_one() -> None:
+    device = DeviceThrottle(rate_per_s=5, burst=10, abuse_seconds=10, max_delay_s=5)
+    hub = HubThrottle(rate_per_s=1000, burst=1000)
+    decisions = device.admit_together(0.0, 20, hub)
+    assert [d.delay for d in decisions[:10]] == [0.0] * 10
+    assert [d.delay for d in decisions[10:]] == pytest.approx([0.2 * k for k in range(1, 11)])
+    assert not any(d.disconnect for d in decisions)
+    assert device.over_since == 0.0
+
+
+def test_admit_together_stops_at_the_first_disconnect() -> None:
+    device = DeviceThrottle(rate_per_s=10, burst=1, abuse_seconds=100, max_delay_s=0.5)
+    hub = HubThrottle(rate_per_s=1000, burst=1000)
+    decisions = device.admit_together(0.0, 60, hub)
+    assert len(decisions) == 7
+    assert [d.disconnect for d in decisions] == [False] * 6 + [True]
+    assert decisions[-1].delay == pytest.approx(0.6)
+
+
+def test_admit_together_sheds_when_the_hub_backlog_is_full() -> None:
+    device = DeviceThrottle(rate_per_s=1000, burst=1000)
+    hub = HubThrottle(rate_per_s=10, burst=2, max_delay_s=0.2)
+    decisions = device.admit_together(0.0, 10, hub)
+    assert [d.delay for d in decisions] == pytest.approx([0.0, 0.0, 0.1, 0.2, 0.3])
+    assert [d.disconnect for d in decisions] == [False] * 4 + [True]
+
+
+@given(
+    st.lists(
+        st.tuples(st.floats(0, 0.3, allow_nan=False), st.integers(1, 40)),
+        min_size=1,
+        max_size=60,
+    ),
+    st.sampled_from([(5.0, 10.0), (10.0, 1.0), (100.0, 200.0)]),
+    st.sampled_from([(50.0, 60.0), (1000.0, 1000.0)]),
+    st.floats(0.5, 20),
+)
+def test_admit_together_decides_as_one_admit_at_a_time(
+    reads: list[tuple[float, int]],
+    device_limits: tuple[float, float],
+    hub_limits: tuple[float, float],
+    abuse_seconds: float,
+) -> None:
+    def throttles() -> tuple[DeviceThrottle, HubThrottle]:
+        rate, burst = device_limits
+        device = DeviceThrottle(rate, burst, abuse_seconds=abuse_seconds, max_delay_s=2.0)
+        return device, HubThrottle(*hub_limits, max_delay_s=1.0)
+
+    together, one_by_one = throttles(), throttles()
+    now = 0.0
+    for gap, n in reads:
+        now += gap
+        expected = _one_at_a_time(*one_by_one, now, n)
+        got = together[0].admit_together(now, n, together[1])
+        assert [d.disconnect for d in got] == [d.disconnect for d in expected]
+        assert [d.delay for d in got] == pytest.approx([d.delay for d in expected], abs=1e-9)
+        assert together[0].over_since == one_by_one[0].over_since
+        # The buckets agree too: the next single message is decided alike.
+        assert together[0]._bucket.wait_time(now) == pytest.approx(
+            one_by_one[0]._bucket.wait_time(now), abs=1e-9
+        )
+        assert together[1]._bucket.wait_time(now) == pytest.approx(
+            one_by_one[1]._bucket.wait_time(now), abs=1e-9
+        )
