@@ -4,17 +4,22 @@ The decisions are the sans-IO ones in ``wellguard.core.identity``; this module l
 the records they need (device, module, policies, revoked serials, trusted CAs) and
 keeps what a connection authenticated with, so that a later registry change can re-run
 the same decision on the live connection (live enforcement).
+
+The records are read through an ``AuthRecordCache``: a connect that finds them held does
+no SQL. The authenticator forgets what a registry change touches (``on_change``, which it
+subscribes to the registry's notifier itself) before anyone re-checks a live connection,
+and a re-check reads the store afresh.
 """
 
 from __future__ import annotations
 
-import threading
-from collections.abc import Callable, Collection, Sequence
+from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
 from cryptography import x509
 
+from wellguard.apps.gateway.authcache import AuthRecordCache
 from wellguard.core.gateway import ClaimedIdentity, parse_connect_identity
 from wellguard.core.identity import (
     parse_sas_token,
@@ -23,8 +28,10 @@ from wellguard.core.identity import (
     verify_thumbprint_device,
 )
 from wellguard.core.registry import Registry
+from wellguard.core.registry.events import ChangeKind, RegistryChange
 from wellguard.errors import AuthError, AuthFailureReason
 from wellguard.model.device import AuthType, Device, Module
+from wellguard.model.policy import SharedAccessPolicy
 
 __all__ = ["AuthenticatedDevice", "DeviceAuthenticator"]
 
@@ -41,7 +48,10 @@ class AuthenticatedDevice:
 
 
 class DeviceAuthenticator:
-    """Runs the identity decisions against the registry (blocking: call off the loop)."""
+    """Runs the identity decisions against the registry (blocking: call off the loop).
+
+    ``cache`` holds the records between connects; by default 30 s and 100,000 records.
+    """
 
     def __init__(
         self,
@@ -53,6 +63,7 @@ class DeviceAuthenticator:
         clock: Callable[[], datetime],
         max_ttl_seconds: int,
         clock_skew_seconds: int,
+        cache: AuthRecordCache | None = None,
     ) -> None:
         self._registry = registry
         self._trusted = list(trusted_cas)
@@ -61,7 +72,18 @@ class DeviceAuthenticator:
         self._clock = clock
         self._max_ttl = max_ttl_seconds
         self._skew = clock_skew_seconds
-        self._policy_lock = threading.Lock()
+        self._cache = cache if cache is not None else AuthRecordCache()
+        registry.notifier.subscribe(self.on_change)
+
+    def on_change(self, change: RegistryChange) -> None:
+        """Forget the cached records a committed registry change touches (never raises)."""
+        if change.kind is ChangeKind.IDENTITY:
+            if change.device_id is None:
+                self._cache.clear()
+            else:
+                self._cache.forget_device(change.device_id)
+        elif change.kind is ChangeKind.POLICY:
+            self._cache.forget_policies()
 
     def claim(self, client_id: str, username: str | None) -> ClaimedIdentity:
         """The identity a CONNECT claims (AuthError when the fields are malformed)."""
@@ -85,7 +107,8 @@ class DeviceAuthenticator:
                     identity=claimed.key,
                     detail="password not UTF-8",
                 ) from None
-            self._check_sas(claimed, text, device, module, now)
+            policies = self._policies(fresh=False)
+            self._check_sas(claimed, text, device, module, policies, now)
             expiry = parse_sas_token(text).expiry
             return AuthenticatedDevice(claimed, "sas", text, (), expiry)
         if chain:
@@ -98,23 +121,33 @@ class DeviceAuthenticator:
         )
 
     def recheck(self, auth: AuthenticatedDevice) -> None:
-        """Re-run the decision for a live connection after a registry change."""
-        device, module = self._records(auth.identity)
+        """Re-run the decision for a live connection after a registry change.
+
+        It runs right after a change, so it reads the store rather than the cache (and
+        refreshes the cache with what it read).
+        """
+        device, module = self._records(auth.identity, fresh=True)
         now = self._clock()
         if auth.method == "sas" and auth.password is not None:
-            self._check_sas(auth.identity, auth.password, device, module, now)
+            policies = self._policies(fresh=True)
+            self._check_sas(auth.identity, auth.password, device, module, policies, now)
         else:
             self._check_x509(auth.identity, auth.chain, device, module, now)
 
-    def _records(self, claimed: ClaimedIdentity) -> tuple[Device | None, Module | None]:
+    def _records(
+        self, claimed: ClaimedIdentity, *, fresh: bool = False
+    ) -> tuple[Device | None, Module | None]:
         store = self._registry.store
-        device = store.get_device(claimed.device_id)
+        device = self._cache.device(claimed.device_id, store.get_device, fresh=fresh)
         module = (
-            store.get_module(claimed.device_id, claimed.module_id)
+            self._cache.module(claimed.device_id, claimed.module_id, store.get_module, fresh=fresh)
             if claimed.module_id and device is not None
             else None
         )
         return device, module
+
+    def _policies(self, *, fresh: bool) -> Mapping[str, SharedAccessPolicy]:
+        return self._cache.policies(self._registry.list_policies, fresh=fresh)
 
     def _check_sas(
         self,
@@ -122,9 +155,9 @@ class DeviceAuthenticator:
         token: str,
         device: Device | None,
         module: Module | None,
+        policies: Mapping[str, SharedAccessPolicy],
         now: datetime,
     ) -> None:
-        policies = {p.name: p for p in self._registry.list_policies()}
         verify_device_sas(
             token,
             device=device,

@@ -1,9 +1,10 @@
 """Registry change notifications: how live connections learn about administrative changes.
 
 Theory of operation: after a change has committed, the registry tells every observer
-which identity changed. Observers must not block (the gateway hands the notice to its
-event loop and re-checks the identity's live connections there); they must not raise
-either — an observer's failure is logged and never undoes or fails the change.
+what changed: which identity (created, changed or deleted), which twin, or that the
+shared access policies changed. Observers must not block (the gateway hands the notice
+to its event loop and re-checks the identity's live connections there); they must not
+raise either — an observer's failure is logged and never undoes or fails the change.
 """
 
 from __future__ import annotations
@@ -24,7 +25,8 @@ _log = logging.getLogger("wellguard.registry")
 class ChangeKind(StrEnum):
     """What changed."""
 
-    IDENTITY = "identity"  # status, credentials, lifecycle, deletion
+    IDENTITY = "identity"  # creation, status, credentials, lifecycle, deletion
+    POLICY = "policy"  # a shared access policy was created or replaced
     DESIRED = "desired"  # desired properties of a twin
     CERTIFICATE_REVOKED = "certificate_revoked"
     IP_FILTER = "ip_filter"

@@ -170,6 +170,9 @@ class Registry:
         self._store.insert_device(
             device, twin, self._audit(actor, "device.create", device_id, auth=auth.type.value)
         )
+        # Announced so that whoever remembered "no such device" (an authentication
+        # cache) forgets it at once.
+        self._identity_changed(device_id)
         return device
 
     def get_device(self, device_id: str) -> Device:
@@ -337,6 +340,7 @@ class Registry:
         twin = Twin(device_id=device_id, module_id=module_id, etag=new_etag(), version=1)
         record = self._audit(actor, "module.create", f"{device_id}/{module_id}")
         self._store.insert_module(module, twin, record)
+        self._identity_changed(device_id, module_id)
         return module
 
     def get_module(self, device_id: str, module_id: str) -> Module:
@@ -489,6 +493,7 @@ class Registry:
             self._store.put_policy(
                 policy, self._audit(actor, "policy.create", name, rights=rights.render())
             )
+            self.notifier.publish(RegistryChange(ChangeKind.POLICY))
         return self._store.list_policies()
 
     # -- configurations -----------------------------------------------------------------
