@@ -7,7 +7,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import Engine, delete, insert, select, update
+from sqlalchemy import Engine, bindparam, delete, insert, select, update
 
 from wellguard.adapters.sql.schema import devices, modules
 from wellguard.adapters.sql.schema_hub import device_counters, ip_filter_rules, mqtt_sessions
@@ -67,20 +67,27 @@ class SqlPresenceStore:
         self._engine = engine
 
     def apply(self, updates: Sequence[PresenceUpdate]) -> None:
-        """Apply a batch in one transaction."""
+        """Apply a batch in one transaction: one executemany per kind of update (devices
+        or modules; state changes or activity only), not one statement per identity."""
         if not updates:
             return
+        groups: dict[tuple[bool, bool], list[dict[str, object]]] = {}
+        for u in updates:
+            params: dict[str, object] = {"d": u.device_id, "m": u.module_id or "", "at": u.at}
+            if u.connected is not None:
+                params["state"] = "Connected" if u.connected else "Disconnected"
+            groups.setdefault((bool(u.module_id), u.connected is not None), []).append(params)
         with self._engine.begin() as conn:
-            for u in updates:
-                table = modules if u.module_id else devices
-                where = [table.c.device_id == u.device_id]
-                if u.module_id:
-                    where.append(modules.c.module_id == u.module_id)
-                values: dict[str, object] = {"last_activity": u.at}
-                if u.connected is not None:
-                    values["connection_state"] = "Connected" if u.connected else "Disconnected"
-                    values["connection_state_updated"] = u.at
-                conn.execute(update(table).where(*where).values(**values))
+            for (module, with_state), rows in groups.items():
+                table = modules if module else devices
+                where = [table.c.device_id == bindparam("d")]
+                if module:
+                    where.append(modules.c.module_id == bindparam("m"))
+                values: dict[str, object] = {"last_activity": bindparam("at")}
+                if with_state:
+                    values["connection_state"] = bindparam("state")
+                    values["connection_state_updated"] = bindparam("at")
+                conn.execute(update(table).where(*where).values(**values), rows)
 
     def reset_all(self, at: datetime) -> None:
         """Mark everything disconnected (hub start: no connection survives a restart)."""
