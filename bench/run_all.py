@@ -1,6 +1,6 @@
 """Every benchmark in sequence with modest settings, then one summary table (``make bench``).
 
-Run: ``.venv/bin/python bench/run_all.py`` (about 3 minutes on 2 cores). Each bench runs in
+Run: ``.venv/bin/python bench/run_all.py`` (about 5 minutes on 2 cores). Each bench runs in
 its own process and prints its own figures as it goes; the table at the end repeats the
 headline ones, with Mosquitto's from the same run and the ratio where there is a peer
 (install it with ``apt-get install -y mosquitto``; without it those columns stay empty).
@@ -16,6 +16,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -59,6 +60,48 @@ def _pick(results: list[dict[str, Any]], server: str, devices: int) -> dict[str,
     return next((r for r in results if r["server"] == server and r["devices"] == devices), None)
 
 
+def _ingest_rows(
+    row: Callable[..., None], bench: str, ingest: dict[str, Any], *, ceiling: bool
+) -> None:
+    """Summary rows of one ``ingest.py --json`` result."""
+    ceiling_figures = ingest.get("ceiling")
+    if ceiling and ceiling_figures:
+        row(
+            bench,
+            "generator ceiling (Mosquitto, no subscriber)",
+            _fmt(ceiling_figures["rate"], " msg/s"),
+        )
+    results = ingest.get("results", [])
+    for size in sorted({r["devices"] for r in results}):
+        ours = _pick(results, "wellguard", size)
+        peer = _pick(results, "mosquitto", size)
+        if ours is None:
+            continue
+        ratio = ours["rate"] / peer["rate"] if peer and peer["rate"] else None
+        row(
+            bench,
+            f"{size:,} devices, QoS 1 over TLS, durable",
+            _fmt(ours["rate"], " msg/s"),
+            _fmt(peer["rate"], " msg/s") if peer else "",
+            _fmt(ratio, "", 2),
+        )
+        row(
+            bench,
+            f"{size:,} devices, server CPU per message",
+            _fmt(ours["server_us"], " µs"),
+            _fmt(peer["server_us"], " µs") if peer else "",
+            _fmt(ours["server_us"] / peer["server_us"], "", 1)
+            if peer and peer["server_us"]
+            else "",
+        )
+        row(
+            bench,
+            f"{size:,} devices, publish→PUBACK p50 / p99",
+            f"{ours['p50_ms']:.0f} / {ours['p99_ms']:.0f} ms",
+            f"{peer['p50_ms']:.0f} / {peer['p99_ms']:.0f} ms" if peer else "",
+        )
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--ingest-seconds", default="8", help="measured window per scenario")
@@ -98,48 +141,15 @@ def main() -> None:
         )
 
     with tempfile.TemporaryDirectory(prefix="wg-bench-") as tmp:
-        figures = Path(tmp) / "ingest.json"
-        _out, status, took = run_bench(
-            "ingest.py", "--seconds", args.ingest_seconds, "--json", str(figures)
-        )
-        timings.append(("ingest", took, status))
-        ingest: dict[str, Any] = json.loads(figures.read_text()) if figures.exists() else {}
-        ceiling = ingest.get("ceiling")
-        if ceiling:
-            row(
-                "ingest",
-                "generator ceiling (Mosquitto, no subscriber)",
-                _fmt(ceiling["rate"], " msg/s"),
+        for name, extra in (("ingest", ()), ("ingest, 2 workers", ("--hub-workers", "2"))):
+            figures = Path(tmp) / "ingest.json"
+            figures.unlink(missing_ok=True)
+            _out, status, took = run_bench(
+                "ingest.py", "--seconds", args.ingest_seconds, "--json", str(figures), *extra
             )
-        results = ingest.get("results", [])
-        for size in sorted({r["devices"] for r in results}):
-            ours = _pick(results, "wellguard", size)
-            peer = _pick(results, "mosquitto", size)
-            if ours is None:
-                continue
-            ratio = ours["rate"] / peer["rate"] if peer and peer["rate"] else None
-            row(
-                "ingest",
-                f"{size:,} devices, QoS 1 over TLS, durable",
-                _fmt(ours["rate"], " msg/s"),
-                _fmt(peer["rate"], " msg/s") if peer else "",
-                _fmt(ratio, "", 2),
-            )
-            row(
-                "ingest",
-                f"{size:,} devices, server CPU per message",
-                _fmt(ours["server_us"], " µs"),
-                _fmt(peer["server_us"], " µs") if peer else "",
-                _fmt(ours["server_us"] / peer["server_us"], "", 1)
-                if peer and peer["server_us"]
-                else "",
-            )
-            row(
-                "ingest",
-                f"{size:,} devices, publish→PUBACK p50 / p99",
-                f"{ours['p50_ms']:.0f} / {ours['p99_ms']:.0f} ms",
-                f"{peer['p50_ms']:.0f} / {peer['p99_ms']:.0f} ms" if peer else "",
-            )
+            timings.append((name, took, status))
+            ingest: dict[str, Any] = json.loads(figures.read_text()) if figures.exists() else {}
+            _ingest_rows(row, name, ingest, ceiling=not extra)
 
         figures = Path(tmp) / "connections.json"
         _out, status, took = run_bench(
