@@ -4,10 +4,12 @@ processes. Everything else a device does is tested against both layouts in
 
 from __future__ import annotations
 
+import contextlib
 import json
 import re
 import signal
 import socket
+import struct
 import time
 from collections.abc import Callable
 
@@ -186,3 +188,29 @@ def test_workers_exit_when_the_hub_process_is_killed(hub: HubProcess) -> None:
     hub.process.wait(5)
     _gone, alive = psutil.wait_procs(workers, timeout=10)
     assert not alive  # nothing is left holding the MQTT port
+
+
+def test_the_control_channel_refuses_processes_that_are_not_its_workers(hub: HubProcess) -> None:
+    key = _create(hub, "guarded")
+    device = connect_device(hub, "guarded", password=sas_token(hub, "guarded", key))
+    assert device.wait_connack() == "Success"
+    cmdline = _workers(hub)[0].cmdline()
+    address = "\0" + cmdline[cmdline.index("--control") + 1].removeprefix("@")
+    try:
+        with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as intruder:
+            intruder.settimeout(5)
+            intruder.connect(address)  # an abstract socket: anyone on the host can connect
+            frames = b""
+            for frame in (
+                {"op": "hello", "worker": 0},
+                {"op": "claim", "key": "guarded", "kinds": []},
+            ):
+                body = json.dumps(frame).encode()
+                frames += struct.pack(">I", len(body)) + body
+            with contextlib.suppress(BrokenPipeError, ConnectionResetError):
+                intruder.sendall(frames)
+                assert intruder.recv(1) == b""  # closed without a word
+        assert not device.disconnected.wait(1.5)  # the forged claim kicked nobody
+        assert _status(hub)["gatewayWorkers"] == 2
+    finally:
+        device.close()

@@ -63,6 +63,7 @@ __all__ = [
 
 _log = logging.getLogger("wellguard.cluster")
 _HEADER = struct.Struct(">I")
+_PEERCRED = struct.Struct("3i")  # struct ucred: pid, uid, gid
 MAX_FRAME_BYTES = 4 * 1024 * 1024
 """Largest control frame (a method payload is at most 128 KiB in IoT Hub)."""
 _STATS_SECONDS = 1.0
@@ -171,7 +172,18 @@ class ClusterHub:
         self._pending: dict[str, asyncio.Future[tuple[int, Any]]] = {}
         self._server: asyncio.AbstractServer | None = None
         self._joined: dict[int, asyncio.Future[None]] = {}
+        self._allowed: set[int] = set()
         notifier.subscribe(self._local_change)
+
+    def allow(self, pid: int) -> None:
+        """Accept the channel of process ``pid`` (a worker this process started). An
+        abstract socket has no file permissions: any local process could connect, so
+        the channel admits only peers whose kernel-reported pid was allowed here."""
+        self._allowed.add(pid)
+
+    def disallow(self, pid: int) -> None:
+        """Process ``pid`` has ended."""
+        self._allowed.discard(pid)
 
     async def start(self) -> None:
         """Listen for workers."""
@@ -270,6 +282,10 @@ class ClusterHub:
     ) -> None:
         worker: _Worker | None = None
         try:
+            peer = _peer_pid(writer)
+            if peer not in self._allowed:
+                _log.warning("refused a control channel from pid %s (not a worker)", peer)
+                return
             hello = await read_frame(reader)
             if hello is None or hello["op"] != "hello" or not isinstance(hello.get("worker"), int):
                 raise InvalidInputError("worker did not say hello")
@@ -374,6 +390,19 @@ def summed_metrics(local: CollectorRegistry, snapshots: Callable[[], list[Snapsh
     """A collector of ``local``'s metrics plus the ``snapshots`` of other processes,
     summed sample by sample (counters, histograms and the connection gauge add up)."""
     return _SummedMetrics(local, snapshots)
+
+
+def _peer_pid(writer: asyncio.StreamWriter) -> int | None:
+    """The pid of the process at the other end of a Unix socket (SO_PEERCRED)."""
+    sock = writer.get_extra_info("socket")
+    if sock is None:
+        return None
+    try:
+        creds = sock.getsockopt(socket.SOL_SOCKET, socket.SO_PEERCRED, _PEERCRED.size)
+    except OSError:
+        return None
+    pid, _uid, _gid = _PEERCRED.unpack(creds)
+    return int(pid)
 
 
 class _SummedMetrics:

@@ -108,6 +108,7 @@ class WorkerPool:
             stdin=asyncio.subprocess.DEVNULL,
         )
         self.processes[index] = process
+        self._cluster.allow(process.pid)
         exited: asyncio.Future[Any] = asyncio.get_running_loop().create_task(process.wait())
         done, _ = await asyncio.wait(
             {ready, exited}, timeout=_START_TIMEOUT, return_when=asyncio.FIRST_COMPLETED
@@ -126,6 +127,7 @@ class WorkerPool:
         while not self._stopping:
             process = self.processes[index]
             code = await process.wait()
+            self._cluster.disallow(process.pid)
             if self._stopping:
                 return
             _log.error("gateway worker %d exited with code %s; restarting it", index, code)
