@@ -141,7 +141,7 @@ async def serve(hub: Hub, *, announce: Callable[[str], None] = print) -> None:
             served_metrics.register(cluster.collector(metrics.registry))
         else:
             mqtt_port = await gateway.start()
-        ctx = replace(ctx, methods=gateway)
+        ctx = replace(ctx, methods=gateway.methods)
     hub.context = ctx
 
     def throttle(device_id: str) -> Any:

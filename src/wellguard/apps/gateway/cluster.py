@@ -295,7 +295,7 @@ class ClusterHub:
                 old.writer.close()
                 self._forget(old.index)
             self.workers[worker.index] = worker
-            for key, subscriptions in self.gateway.persistent_sessions().items():
+            for key, subscriptions in self.gateway.persistent.snapshot().items():
                 worker.send({"op": "session", "key": key, "subs": subscriptions})
             while (frame := await read_frame(reader)) is not None:
                 self._on_frame(worker, frame)
@@ -343,7 +343,7 @@ class ClusterHub:
                 del self.where[key]
         elif op == "session":
             key, subscriptions = str(frame["key"]), frame.get("subs")
-            self.gateway.remote_session(key, subscriptions)
+            self.gateway.persistent.apply_remote(key, subscriptions)
             for other in self.workers.values():
                 if other is not worker:
                     other.send(frame)
@@ -365,7 +365,7 @@ class ClusterHub:
 
     def _arrived(self, key: str) -> None:
         if self.reachable(key):
-            self.gateway.arrived(key)
+            self.gateway.methods.arrived(key)
 
     def _local_change(self, change: RegistryChange) -> None:
         """A change committed in this process (or relayed from a worker): tell the
@@ -554,7 +554,7 @@ class ClusterClient:
         elif op == "kick":
             self.gateway.evict(str(frame["key"]), "on another gateway worker")
         elif op == "session":
-            self.gateway.remote_session(str(frame["key"]), frame.get("subs"))
+            self.gateway.persistent.apply_remote(str(frame["key"]), frame.get("subs"))
         elif op == "admission":
             self.gateway.remote_admission(str(frame["ip"]), bool(frame["flap"]))
         elif op == "invoke":
@@ -567,7 +567,8 @@ class ClusterClient:
     async def _invoke(self, frame: dict[str, Any]) -> None:
         rid = str(frame["rid"])
         key, name, timeout = str(frame["key"]), str(frame["name"]), float(frame["timeout"])
-        result = await self.gateway.invoke_here(key, name, frame.get("payload"), rid, timeout)
+        payload = frame.get("payload")
+        result = await self.gateway.methods.invoke_here(key, name, payload, rid, timeout)
         if result is not None:
             self._send({"op": "result", "rid": rid, "status": result[0], "body": result[1]})
 

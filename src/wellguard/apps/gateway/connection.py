@@ -353,7 +353,7 @@ class DeviceConnection(asyncio.Protocol):
         elif isinstance(action, TwinReportedPatch):
             self.server.loop.create_task(self._twin_patch(action.rid, packet.payload))
         elif isinstance(action, MethodResponse):
-            self.server.method_response(action.rid, action.status, packet.payload)
+            self.server.methods.response(action.rid, action.status, packet.payload)
 
     def _ingest(self, run: list[tuple[Publish, Telemetry]]) -> None:
         """Store telemetry PUBLISHes read together and PUBACK each QoS 1 one once durable.

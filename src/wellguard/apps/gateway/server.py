@@ -10,23 +10,25 @@ from __future__ import annotations
 
 import asyncio
 import functools
-import itertools
 import logging
 import time
 from collections.abc import Callable, Iterable
 from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime
-from typing import Any, Protocol, TypeVar
+from typing import Any, TypeVar
 
 import orjson
 
 from wellguard.adapters.sql.hub_state import PresenceUpdate, SqlSessionStore
 from wellguard.adapters.tls import TlsServerContext, TlsSession
-from wellguard.apps.api.context import MethodResult, MethodTimeoutError, SecurityEventLog
+from wellguard.apps.api.context import SecurityEventLog
 from wellguard.apps.gateway.auth import DeviceAuthenticator
 from wellguard.apps.gateway.connection import DeviceConnection
+from wellguard.apps.gateway.methods import DirectMethods
 from wellguard.apps.gateway.metrics import GatewayMetrics
+from wellguard.apps.gateway.peers import GatewayCluster
 from wellguard.apps.gateway.presence import PresenceWriter
+from wellguard.apps.gateway.sessions import PersistentSessions
 from wellguard.config import MqttConfig
 from wellguard.core.c2d import C2dService
 from wellguard.core.gateway import (
@@ -40,7 +42,6 @@ from wellguard.core.gateway import (
     ThrottleDecision,
     c2d_topic,
     desired_patch_topic,
-    method_request_topic,
 )
 from wellguard.core.identity import IpFilterAction, evaluate_ip_filter
 from wellguard.core.ingest.ports import IngestJournal
@@ -52,31 +53,16 @@ from wellguard.model.message import DeviceMessage, MessageSource, SystemProperty
 from wellguard.model.security_event import HubSecurityEvent
 from wellguard.model.twin import Twin
 
-__all__ = ["GatewayCluster", "GatewayServer", "MethodTimeoutError"]
+__all__ = ["GatewayServer"]
 
 _log = logging.getLogger("wellguard.gateway")
 T = TypeVar("T")
 _SWEEP_SECONDS = 0.5
-_KINDS = {kind.value for kind in SubscriptionKind}
 _C2D_REDELIVERY_SECONDS = 30.0
 
 
-class GatewayCluster(Protocol):
-    """The other gateway processes of the hub (``wellguard.apps.gateway.cluster``)."""
-
-    def claimed(self, key: str, kinds: Iterable[SubscriptionKind]) -> None: ...
-    def released(self, key: str) -> None: ...
-    def subscriptions(self, key: str, kinds: Iterable[SubscriptionKind]) -> None: ...
-    def session(self, key: str, subscriptions: dict[str, int] | None) -> None: ...
-    def admission(self, ip: str, flap: bool) -> None: ...
-    def reachable(self, key: str) -> bool: ...
-    async def invoke(
-        self, key: str, name: str, payload: object, rid: str, response_timeout: float
-    ) -> tuple[int, Any]: ...
-
-
 class GatewayServer:
-    """Accepts device connections and implements ``DeviceMethods`` for the API."""
+    """Accepts device connections; ``methods`` serves direct methods to the API."""
 
     def __init__(
         self,
@@ -117,19 +103,29 @@ class GatewayServer:
         self.sessions: dict[str, DeviceConnection] = {}
         self._module_keys: dict[str, set[str]] = {}  # device id -> its modules' session keys
         self.connections: set[DeviceConnection] = set()
-        self._persistent: dict[str, dict[SubscriptionKind, int]] = {}
-        self._session_store = session_store
+        self.persistent = PersistentSessions(
+            session_store, background=self._background, clock=clock
+        )
         self._throttles: dict[str, DeviceThrottle] = {}
         self._admission = AdmissionControl()
         self.counters = DeviceCounters()
-        self._methods: dict[str, tuple[asyncio.Future[tuple[int, Any]], str]] = {}
-        self._method_ids = itertools.count(1)
-        self._arrivals: dict[str, list[asyncio.Future[None]]] = {}
+        self.methods = DirectMethods(self.loop, self.sessions, self.count)
+        """Direct methods for the API (``ApiContext.methods``) and device answers."""
         self._server: asyncio.AbstractServer | None = None
         self._sweeper: asyncio.Task[None] | None = None
-        self.cluster: GatewayCluster | None = None
-        """The hub's other gateway processes, when it runs gateway workers."""
+        self._cluster: GatewayCluster | None = None
         registry.notifier.subscribe(self._change_from_thread)
+
+    @property
+    def cluster(self) -> GatewayCluster | None:
+        """The hub's other gateway processes, when it runs gateway workers."""
+        return self._cluster
+
+    @cluster.setter
+    def cluster(self, cluster: GatewayCluster | None) -> None:
+        self._cluster = cluster
+        self.methods.cluster = cluster
+        self.persistent.cluster = cluster
 
     # -- lifecycle ----------------------------------------------------------------------
 
@@ -142,11 +138,7 @@ class GatewayServer:
         device disconnected at start. Workers share ``port`` (``SO_REUSEPORT``)."""
         if primary:
             await self.run_blocking(self.presence.reset, self.clock())
-        stored = await self.run_blocking(self._session_store.load_all)
-        for key, subscriptions in stored.items():
-            kinds = {SubscriptionKind(k): int(q) for k, q in subscriptions.items() if k in _KINDS}
-            if kinds:
-                self._persistent[key] = kinds
+        await self.run_blocking(self.persistent.load)
         self._sweeper = self.loop.create_task(self._sweep_forever())
         if not listen:
             return 0
@@ -273,11 +265,12 @@ class GatewayServer:
         self.connections.add(conn)
         self.metrics.connections.set(len(self.sessions))
         session_present = False
+        kept = self.persistent.get(key)
         if clean_session:
-            if key in self._persistent:
-                self._remember(key, None)
-        elif key in self._persistent:
-            conn.subscriptions = dict(self._persistent[key])
+            if kept is not None:
+                self.persistent.remember(key, None)
+        elif kept is not None:
+            conn.subscriptions = dict(kept)
             session_present = True
         if self.cluster is not None:
             self.cluster.claimed(key, conn.subscriptions)
@@ -291,7 +284,7 @@ class GatewayServer:
             MessageSource.CONNECTION_STATE,
             {"connectionState": "Connected"},
         )
-        self.arrived(key)
+        self.methods.arrived(key)
         if session_present and SubscriptionKind.C2D in conn.subscriptions:
             self.loop.create_task(self.deliver_c2d(conn))
         return session_present
@@ -330,37 +323,7 @@ class GatewayServer:
         connect = conn.mqtt.connect if conn.mqtt is not None else None
         if conn.auth is None or connect is None or connect.clean_session:
             return
-        self._remember(conn.auth.identity.key, dict(conn.subscriptions) or None)
-
-    def _remember(self, key: str, subscriptions: dict[SubscriptionKind, int] | None) -> None:
-        """Keep a persistent session's subscriptions, in memory and in the store."""
-        if subscriptions:
-            if self._persistent.get(key) == subscriptions:
-                return
-            self._persistent[key] = subscriptions
-        elif self._persistent.pop(key, None) is None:
-            return
-        stored = {kind.value: qos for kind, qos in (subscriptions or {}).items()}
-        self._background(self._session_store.save, key, stored or None, self.clock())
-        if self.cluster is not None:
-            self.cluster.session(key, stored or None)
-
-    def remote_session(self, key: str, subscriptions: dict[str, int] | None) -> None:
-        """Another gateway process changed (and stored) a persistent session."""
-        kinds = {
-            SubscriptionKind(k): int(q) for k, q in (subscriptions or {}).items() if k in _KINDS
-        }
-        if kinds:
-            self._persistent[key] = kinds
-        else:
-            self._persistent.pop(key, None)
-
-    def persistent_sessions(self) -> dict[str, dict[str, int]]:
-        """Every persistent session this process knows (for a joining worker)."""
-        return {
-            key: {kind.value: qos for kind, qos in kinds.items()}
-            for key, kinds in self._persistent.items()
-        }
+        self.persistent.remember(conn.auth.identity.key, dict(conn.subscriptions) or None)
 
     def evict(self, key: str, where: str) -> None:
         """``key`` connected in another gateway process: close its connection here,
@@ -403,12 +366,6 @@ class GatewayServer:
                 if not keys:
                     del self._module_keys[device_id]
 
-    def arrived(self, key: str) -> None:
-        """``key`` is connected (here or in a worker): wake method calls waiting for it."""
-        for waiter in self._arrivals.pop(key, []):
-            if not waiter.done():
-                waiter.set_result(None)
-
     def subscriptions_changed(self, conn: DeviceConnection) -> None:
         """A connection subscribed or unsubscribed: a persistent one stores its session
         now, so that it survives even a hub crash."""
@@ -419,7 +376,7 @@ class GatewayServer:
             self.cluster.subscriptions(key, conn.subscriptions)
         connect = conn.mqtt.connect if conn.mqtt is not None else None
         if connect is not None and not connect.clean_session:
-            self._remember(key, dict(conn.subscriptions) or None)
+            self.persistent.remember(key, dict(conn.subscriptions) or None)
 
     def subscribed(self, conn: DeviceConnection, kinds: Iterable[SubscriptionKind]) -> None:
         """A connection subscribed: start C2D delivery when it asked for it."""
@@ -427,7 +384,7 @@ class GatewayServer:
         if SubscriptionKind.C2D in kinds:
             self.loop.create_task(self.deliver_c2d(conn))
         if conn.auth is not None:
-            self.arrived(conn.auth.identity.key)
+            self.methods.arrived(conn.auth.identity.key)
 
     def _journal_event(
         self, device_id: str, module_id: str | None, source: MessageSource, body: dict[str, Any]
@@ -487,7 +444,7 @@ class GatewayServer:
         conn.c2d_ids.discard(message.id)
         self._background(self.c2d.complete, message)
 
-    # -- twins and methods ------------------------------------------------------------------
+    # -- twins ------------------------------------------------------------------
 
     def twin_reported(self, identity: ClaimedIdentity, twin: Twin) -> None:
         """A device patched reported properties: emit a twin change event."""
@@ -511,86 +468,6 @@ class GatewayServer:
         version = int(change.patch.get("$version", 0))
         qos = conn.subscriptions[SubscriptionKind.TWIN_DESIRED]
         conn.publish(desired_patch_topic(version), orjson.dumps(change.patch), qos)
-
-    def is_connected(self, device_id: str, module_id: str | None) -> bool:
-        """True when the identity has a live connection subscribed to methods."""
-        conn = self.sessions.get(device_id + (f"/{module_id}" if module_id else ""))
-        return conn is not None and SubscriptionKind.METHODS in conn.subscriptions
-
-    async def invoke(
-        self,
-        device_id: str,
-        module_id: str | None,
-        name: str,
-        payload: object,
-        *,
-        response_timeout: float,
-        connect_timeout: float,
-    ) -> MethodResult | None:
-        """Invoke a direct method; None when the device is not online for methods."""
-        key = device_id + (f"/{module_id}" if module_id else "")
-        deadline = self.loop.time() + connect_timeout
-        cluster = self.cluster
-        while True:
-            rid = format(next(self._method_ids), "x")
-            if self.is_connected(device_id, module_id):
-                call = self._call(key, name, payload, rid, response_timeout)
-                break
-            if cluster is not None and cluster.reachable(key):
-                call = cluster.invoke(key, name, payload, rid, response_timeout)
-                break
-            remaining = deadline - self.loop.time()
-            if remaining <= 0:
-                return None
-            waiter: asyncio.Future[None] = self.loop.create_future()
-            self._arrivals.setdefault(key, []).append(waiter)
-            try:
-                await asyncio.wait_for(waiter, remaining)
-            except TimeoutError:
-                return None
-        try:
-            status, body = await call
-        except TimeoutError:
-            raise MethodTimeoutError(f"device {key!r} did not answer {name!r} in time") from None
-        return MethodResult(status=status, payload=body)
-
-    async def invoke_here(
-        self, key: str, name: str, payload: object, rid: str, response_timeout: float
-    ) -> tuple[int, Any] | None:
-        """Run a method for the hub process on a connection of this worker; None when
-        the device is not here or did not answer in time."""
-        conn = self.sessions.get(key)
-        if conn is None or SubscriptionKind.METHODS not in conn.subscriptions:
-            return None
-        try:
-            return await self._call(key, name, payload, rid, response_timeout)
-        except TimeoutError:
-            return None
-
-    async def _call(
-        self, key: str, name: str, payload: object, rid: str, response_timeout: float
-    ) -> tuple[int, Any]:
-        """Send a method request on ``key``'s connection and wait for the device's status
-        and payload (``TimeoutError`` when it does not answer in time)."""
-        future: asyncio.Future[tuple[int, Any]] = self.loop.create_future()
-        self._methods[rid] = (future, key)
-        self.count(key, CounterName.METHOD_INVOKES)
-        self.sessions[key].publish(method_request_topic(name, rid), orjson.dumps(payload), 0)
-        try:
-            return await asyncio.wait_for(future, response_timeout)
-        finally:
-            self._methods.pop(rid, None)
-
-    def method_response(self, rid: str, status: int, payload: bytes) -> None:
-        """A device answered a direct method."""
-        pending = self._methods.get(rid)
-        if pending is None or pending[0].done():
-            return
-        try:
-            body = orjson.loads(payload) if payload else None
-        except orjson.JSONDecodeError:
-            body = payload.decode("utf-8", "replace")
-        pending[0].set_result((status, body))
 
     # -- registry changes (live enforcement) ---------------------------------------------------
 
