@@ -171,6 +171,43 @@ def test_device_identities_created_read_updated_and_deleted_with_etags(hub: HubP
     assert out["delete_gone"]["status"] == 404
 
 
+def test_bulk_registry_operations_apply_entry_by_entry_and_report_failures(
+    hub: HubProcess,
+) -> None:
+    key = new_key()
+    out = run_scenario("bulk_registry.py", hub, prefix="sdkbulk", primary_key=key)
+
+    # One entry fails (the device exists); the SDK still reads the result, and the other
+    # entries applied.
+    mixed = out["mixed"]
+    assert mixed["isSuccessful"] is False
+    assert [(e["deviceId"], e["errorCode"], e["operation"]) for e in mixed["errors"]] == [
+        ("sdkbulk-exists", "DeviceAlreadyExists", "create")
+    ]
+    assert "already exists" in mixed["errors"][0]["errorStatus"]
+    assert out["given"] == key
+    assert out["generated"]["status"] == "disabled"
+    assert key_bytes(out["generated"]["primaryKey"]) == 32
+    assert out["generated_twin"] == {
+        "tags": {"site": "permian"},
+        "desired": {"rate": 5, "$version": 2},
+    }
+    assert out["updated"] == {"status": "disabled", "statusReason": "bulk", "etagChanged": True}
+    assert (out["deleted"]["status"], out["deleted"]["errorCode"]) == (404, "DeviceNotFound")
+
+    stale = out["stale"]
+    assert [(e["deviceId"], e["errorCode"]) for e in stale["errors"]] == [
+        ("sdkbulk-upd", "PreconditionFailed")
+    ]
+    assert out["stale_kept"] == "disabled"
+    assert out["existing_deleted"]["status"] == 404
+
+    # A request over IoT Hub's limit of 100 is refused whole, still as a result the SDK reads.
+    assert out["too_many"] == {"isSuccessful": False, "errors": []}
+    assert out["too_many_created"]["status"] == 404
+    assert out["cleanup"] == {"isSuccessful": True, "errors": []}
+
+
 def test_modules_twins_and_methods_to_an_offline_device(hub: HubProcess) -> None:
     out = run_scenario("modules_twins.py", hub, device_id="sdktwin-1")
 

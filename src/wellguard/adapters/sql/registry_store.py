@@ -3,12 +3,14 @@
 Each mutating call is one transaction that also appends its audit record, so a change
 and its audit entry land together. Optimistic concurrency is a compare-and-swap on the
 etag column (``UPDATE ... WHERE etag = :expected``); a miss is told apart from a
-missing row afterwards.
+missing row afterwards. A batch of device changes (bulk registry operations) is one
+transaction with a SAVEPOINT per change, so a change that fails rolls back alone; on
+SQLite this works because the engine issues BEGIN itself (see ``engine.py``).
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Collection, Iterator, Sequence
 from datetime import datetime
 from typing import Any
 
@@ -18,11 +20,13 @@ from sqlalchemy.exc import IntegrityError, SQLAlchemyError
 from wellguard.adapters.sql import schema as t
 from wellguard.adapters.sql.rows import RowMapper
 from wellguard.core.registry.audit import GENESIS, chain_hash
+from wellguard.core.registry.ports import DeviceChange, InsertDevice, RemoveDevice, ReplaceDevice
 from wellguard.core.secretbox import SecretBox
 from wellguard.errors import (
     AlreadyExistsError,
     NotFoundError,
     PreconditionFailedError,
+    RegistryError,
     StorageError,
 )
 from wellguard.model.audit import AuditEntry, AuditRecord
@@ -33,6 +37,9 @@ from wellguard.model.policy import SharedAccessPolicy
 from wellguard.model.twin import Twin
 
 __all__ = ["SqlRegistryStore"]
+
+# Ids per IN (...) list: well under SQLite's bound-parameter limit.
+_IN_CHUNK = 500
 
 
 class SqlRegistryStore:
@@ -51,6 +58,9 @@ class SqlRegistryStore:
     # -- shared mechanics -------------------------------------------------------------
 
     def _append_audit(self, conn: Connection, record: AuditRecord) -> AuditEntry:
+        return self._append_audits(conn, [record])[0]
+
+    def _append_audits(self, conn: Connection, records: Sequence[AuditRecord]) -> list[AuditEntry]:
         if self._postgres:
             # One writer at a time extends the chain; readers are not blocked.
             conn.exec_driver_sql("LOCK TABLE audit_log IN SHARE ROW EXCLUSIVE MODE")
@@ -59,23 +69,31 @@ class SqlRegistryStore:
             .order_by(t.audit_log.c.seq.desc())
             .limit(1)
         ).first()
-        seq = 1 if last is None else last.seq + 1
+        seq = 0 if last is None else last.seq
         prev = GENESIS if last is None else last.hash
-        digest = chain_hash(seq, record, prev)
-        conn.execute(
-            insert(t.audit_log).values(
-                seq=seq,
-                at=record.at,
-                actor=record.actor,
-                action=record.action,
-                target=record.target,
-                source=record.source,
-                details=record.details,
-                prev_hash=prev,
-                hash=digest,
-            )
-        )
-        return AuditEntry(seq=seq, record=record, prev_hash=prev, hash=digest)
+        entries = []
+        for record in records:
+            seq += 1
+            digest = chain_hash(seq, record, prev)
+            entries.append(AuditEntry(seq=seq, record=record, prev_hash=prev, hash=digest))
+            prev = digest
+        rows = [
+            {
+                "seq": entry.seq,
+                "at": entry.record.at,
+                "actor": entry.record.actor,
+                "action": entry.record.action,
+                "target": entry.record.target,
+                "source": entry.record.source,
+                "details": entry.record.details,
+                "prev_hash": entry.prev_hash,
+                "hash": entry.hash,
+            }
+            for entry in entries
+        ]
+        # Parameters apart from the statement: compiled once, executemany for a batch.
+        conn.execute(insert(t.audit_log), rows)
+        return entries
 
     @staticmethod
     def _cas_update(
@@ -129,19 +147,97 @@ class SqlRegistryStore:
 
     def insert_device(self, device: Device, twin: Twin, audit: AuditRecord) -> None:
         """Store a new device with its twin."""
+        self._write_device_change(InsertDevice(device, twin, audit))
+
+    def _write_device_change(self, change: DeviceChange) -> None:
         try:
             with self._write() as conn:
-                conn.execute(insert(t.devices).values(**self._rows.device_values(device)))
-                conn.execute(insert(t.twins).values(**self._rows.twin_values(twin)))
-                self._append_audit(conn, audit)
+                self._apply_device_change(conn, change)
         except IntegrityError:
-            raise AlreadyExistsError("device", device.device_id) from None
+            raise AlreadyExistsError("device", _changed_device_id(change)) from None
+
+    def apply_device_changes(self, changes: Sequence[DeviceChange]) -> list[RegistryError | None]:
+        """Write ``changes`` in one transaction, each as if in a savepoint of its own: one
+        that fails is rolled back alone and its error takes its place in the answer."""
+        distinct = len({_changed_device_id(change) for change in changes}) == len(changes)
+        with self._write() as conn:
+            if distinct:
+                # First all at once (one executemany per table), which is what a batch of
+                # creations needs to be fast; when any change fails, that is undone and
+                # the changes are written one by one.
+                try:
+                    with conn.begin_nested():
+                        self._apply_device_batch(conn, changes)
+                except (IntegrityError, RegistryError):
+                    pass
+                else:
+                    return [None] * len(changes)
+            return [self._apply_device_change_alone(conn, change) for change in changes]
+
+    def _apply_device_batch(self, conn: Connection, changes: Sequence[DeviceChange]) -> None:
+        inserts = [change for change in changes if isinstance(change, InsertDevice)]
+        if inserts:
+            conn.execute(insert(t.devices), [self._rows.device_values(c.device) for c in inserts])
+            conn.execute(insert(t.twins), [self._rows.twin_values(c.twin) for c in inserts])
+        for change in changes:
+            if not isinstance(change, InsertDevice):
+                self._change_device_rows(conn, change)
+        self._append_audits(conn, [change.audit for change in changes])
+
+    def _apply_device_change_alone(
+        self, conn: Connection, change: DeviceChange
+    ) -> RegistryError | None:
+        try:
+            with conn.begin_nested():
+                self._apply_device_change(conn, change)
+        except IntegrityError:
+            return AlreadyExistsError("device", _changed_device_id(change))
+        except RegistryError as exc:
+            return exc
+        return None
+
+    def _apply_device_change(self, conn: Connection, change: DeviceChange) -> None:
+        self._change_device_rows(conn, change)
+        self._append_audit(conn, change.audit)
+
+    def _change_device_rows(self, conn: Connection, change: DeviceChange) -> None:
+        if isinstance(change, InsertDevice):
+            conn.execute(insert(t.devices), self._rows.device_values(change.device))
+            conn.execute(insert(t.twins), self._rows.twin_values(change.twin))
+        elif isinstance(change, ReplaceDevice):
+            values = self._rows.device_values(change.device)
+            device_id = values.pop("device_id")
+            keys = {"device_id": device_id}
+            self._cas_update(
+                conn, t.devices, keys, values, change.expected_etag, "device", device_id
+            )
+        else:
+            device_id = change.device_id
+            # Explicit deletes: SQLite only cascades with foreign_keys=ON per connection.
+            conn.execute(delete(t.twins).where(t.twins.c.device_id == device_id))
+            conn.execute(delete(t.modules).where(t.modules.c.device_id == device_id))
+            self._cas_delete(
+                conn, t.devices, {"device_id": device_id}, change.expected_etag, "device", device_id
+            )
 
     def get_device(self, device_id: str) -> Device | None:
         """The device, or None."""
         with self._engine.connect() as conn:
             row = conn.execute(select(t.devices).where(t.devices.c.device_id == device_id)).first()
         return None if row is None else self._rows.device_from_row(row)
+
+    def get_devices(self, device_ids: Collection[str]) -> dict[str, Device]:
+        """The devices that exist among ``device_ids``, by id (one query per 500 ids)."""
+        wanted = sorted(set(device_ids))
+        found: dict[str, Device] = {}
+        with self._engine.connect() as conn:
+            for start in range(0, len(wanted), _IN_CHUNK):
+                chunk = wanted[start : start + _IN_CHUNK]
+                query = select(t.devices).where(t.devices.c.device_id.in_(chunk))
+                for row in conn.execute(query):
+                    device = self._rows.device_from_row(row)
+                    found[device.device_id] = device
+        return found
 
     def list_devices(self, *, after: str | None, limit: int) -> list[Device]:
         """Devices ordered by id, starting after ``after``."""
@@ -153,30 +249,11 @@ class SqlRegistryStore:
 
     def update_device(self, device: Device, expected_etag: str | None, audit: AuditRecord) -> None:
         """Replace a device if its etag still matches."""
-        values = self._rows.device_values(device)
-        del values["device_id"]
-        with self._write() as conn:
-            self._cas_update(
-                conn,
-                t.devices,
-                {"device_id": device.device_id},
-                values,
-                expected_etag,
-                "device",
-                device.device_id,
-            )
-            self._append_audit(conn, audit)
+        self._write_device_change(ReplaceDevice(device, expected_etag, audit))
 
     def delete_device(self, device_id: str, expected_etag: str | None, audit: AuditRecord) -> None:
         """Delete a device, its modules and twins if its etag still matches."""
-        with self._write() as conn:
-            # Explicit deletes: SQLite only cascades with foreign_keys=ON per connection.
-            conn.execute(delete(t.twins).where(t.twins.c.device_id == device_id))
-            conn.execute(delete(t.modules).where(t.modules.c.device_id == device_id))
-            self._cas_delete(
-                conn, t.devices, {"device_id": device_id}, expected_etag, "device", device_id
-            )
-            self._append_audit(conn, audit)
+        self._write_device_change(RemoveDevice(device_id, expected_etag, audit))
 
     def count_devices(self) -> dict[str, int]:
         """Device counts: total, enabled, disabled, connected."""
@@ -484,3 +561,7 @@ class SqlRegistryStore:
         with self._engine.connect() as conn:
             for row in conn.execute(query).yield_per(1000):
                 yield self._rows.audit_from_row(row)
+
+
+def _changed_device_id(change: DeviceChange) -> str:
+    return change.device_id if isinstance(change, RemoveDevice) else change.device.device_id

@@ -22,10 +22,14 @@ from wellguard.apps.api.wire import (
     configuration_to_json,
     device_settings_from_json,
     device_to_json,
+    expected_etag,
+    import_entries_from_json,
+    import_result_to_json,
     module_to_json,
     twin_to_json,
 )
 from wellguard.core.iotquery import QuerySource, parse_condition, parse_query, run_query
+from wellguard.core.registry.bulk import repeated_identities
 from wellguard.errors import InvalidInputError
 from wellguard.model.ids import validate_device_id, validate_module_id
 from wellguard.model.policy import AccessRights as R
@@ -41,18 +45,6 @@ SERVICE = Depends(requires(R.SERVICE_CONNECT))
 
 IfMatch = Annotated[str | None, Header(alias="If-Match")]
 JsonBody = Annotated[Any, Body()]
-
-
-def expected_etag(if_match: str | None) -> str | None:
-    """IoT Hub's If-Match: absent or ``*`` (quoted or not) is a wildcard; quotes optional."""
-    if if_match is None:
-        return None
-    value = if_match.strip()
-    if value.startswith("W/"):
-        value = value[2:]
-    if len(value) >= 2 and value[0] == value[-1] == '"':
-        value = value[1:-1]
-    return None if value in ("*", "") else value
 
 
 def _with_etag(body: dict[str, Any], status: int = 200) -> JSONResponse:
@@ -101,6 +93,37 @@ def put_device(
             iot_edge=edge,
         )
     return _with_etag(device_to_json(device))
+
+
+@router.post("/devices", tags=["devices"])
+def bulk_registry_operation(
+    request: Request, body: JsonBody, caller: Caller = WRITE
+) -> JSONResponse:
+    """IoT Hub's bulk registry operation: create, replace, delete or patch the twins of up
+    to 100 devices, each on its own. 200 when every entry applied; 400 with the failed
+    entries in ``errors`` (the others applied) or, for a malformed request, nothing applied."""
+    try:
+        entries = import_entries_from_json(body)
+    except InvalidInputError as exc:
+        return _bulk_refusal("ArgumentInvalid", str(exc), exc.field)
+    repeated = repeated_identities(entries)
+    if repeated:
+        message = "each identity may appear once per call; repeated: " + ", ".join(repeated)
+        return _bulk_refusal("DeviceDefinedMultipleTimes", message, "id")
+    result = api_context(request).registry.bulk_import(entries, actor=caller.actor)
+    if result.succeeded:
+        return JSONResponse(import_result_to_json(result))
+    response = JSONResponse(import_result_to_json(result), status_code=400)
+    # IoT Hub marks a partly applied call so that its SDKs read the result, not an error.
+    response.headers["IotHubErrorCode"] = "BulkRegistryOperationFailure"
+    return response
+
+
+def _bulk_refusal(code: str, message: str, field: str | None) -> JSONResponse:
+    # An error body that still reads as a BulkRegistryOperationResult, as the SDKs
+    # deserialize any 400 of this call into one.
+    extra = {"field": field} if field else {}
+    return error_response(400, code, message, isSuccessful=False, errors=[], warnings=[], **extra)
 
 
 @router.get("/devices/{device_id}", tags=["devices"])

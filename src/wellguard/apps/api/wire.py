@@ -11,10 +11,19 @@ from datetime import UTC, datetime
 from typing import Any
 
 from wellguard.core.registry import AuthSpec
-from wellguard.errors import InvalidInputError
+from wellguard.core.registry.bulk import ImportEntry, ImportMode, ImportResult, check_entry_count
+from wellguard.core.registry.specs import DeviceSettings
+from wellguard.errors import (
+    AlreadyExistsError,
+    InvalidInputError,
+    NotFoundError,
+    PreconditionFailedError,
+    RegistryError,
+)
 from wellguard.model.certificate import IssuedCertificate
 from wellguard.model.configuration import Configuration
 from wellguard.model.device import Authentication, AuthType, Device, DeviceStatus, Module
+from wellguard.model.ids import validate_device_id, validate_module_id
 from wellguard.model.twin import Twin
 
 __all__ = [
@@ -24,10 +33,26 @@ __all__ = [
     "configuration_to_json",
     "device_settings_from_json",
     "device_to_json",
+    "expected_etag",
     "format_time",
+    "import_entries_from_json",
+    "import_result_to_json",
     "module_to_json",
+    "registry_error_code",
     "twin_to_json",
 ]
+
+
+def expected_etag(if_match: str | None) -> str | None:
+    """IoT Hub's If-Match: absent or ``*`` (quoted or not) is a wildcard; quotes optional."""
+    if if_match is None:
+        return None
+    value = if_match.strip()
+    if value.startswith("W/"):
+        value = value[2:]
+    if len(value) >= 2 and value[0] == value[-1] == '"':
+        value = value[1:-1]
+    return None if value in ("*", "") else value
 
 
 def format_time(value: datetime | None) -> str | None:
@@ -237,3 +262,121 @@ def certificate_to_json(cert: IssuedCertificate) -> dict[str, Any]:
         "revocationReason": cert.revocation_reason,
         "certificate": cert.pem,
     }
+
+
+# -- bulk registry operations (POST /devices) -------------------------------------------
+
+# ExportImportDevice's fields (api-version 2021-04-12). Each mode uses some of them and
+# ignores the others, as IoT Hub does: Microsoft's .NET SDK sends a device's status and
+# authentication with every entry, deletes and twin updates included. deviceScope and
+# parentScopes are always ignored: wellguard has no gateway scopes.
+_IMPORT_FIELDS = frozenset(
+    {
+        "id",
+        "moduleId",
+        "eTag",
+        "importMode",
+        "status",
+        "statusReason",
+        "authentication",
+        "twinETag",
+        "tags",
+        "properties",
+        "capabilities",
+        "deviceScope",
+        "parentScopes",
+    }
+)
+
+
+def import_entries_from_json(body: Any) -> list[ImportEntry]:
+    """The entries of a bulk registry operation: a JSON array of ExportImportDevice
+    objects. A malformed entry refuses the whole request, naming the entry."""
+    if not isinstance(body, list):
+        raise InvalidInputError("request body must be a JSON array of ExportImportDevice objects")
+    check_entry_count(len(body))
+    entries = []
+    for index, doc in enumerate(body):
+        try:
+            entries.append(_import_entry(doc))
+        except InvalidInputError as exc:
+            field = f"[{index}]" + (f".{exc.field}" if exc.field else "")
+            raise InvalidInputError(f"entry {index}: {exc}", field=field) from None
+    return entries
+
+
+def _import_entry(doc: Any) -> ImportEntry:
+    if not isinstance(doc, dict):
+        raise InvalidInputError("must be a JSON object")
+    unknown = sorted(set(doc) - _IMPORT_FIELDS)
+    if unknown:
+        raise InvalidInputError(f"unknown field {unknown[0]!r}", field=unknown[0])
+    raw_mode: Any = doc.get("importMode")
+    raw_id: Any = doc.get("id")
+    try:
+        mode = ImportMode(raw_mode)
+    except ValueError:
+        raise InvalidInputError(
+            "importMode must be one of " + ", ".join(ImportMode), field="importMode"
+        ) from None
+    device_id = validate_device_id(raw_id, field="id")
+    module_id = doc.get("moduleId")
+    if module_id is not None:
+        validate_module_id(module_id)
+    etag = _opt_str(doc.get("eTag"), "eTag")
+    twin_etag = _opt_str(doc.get("twinETag"), "twinETag")
+    entry = ImportEntry(
+        device_id,
+        mode,
+        DeviceSettings(auth_spec_from_json(doc), *device_settings_from_json(doc)),
+        module_id=module_id,
+        etag=expected_etag(etag),
+        twin_etag=expected_etag(twin_etag),
+        tags=_optional_obj(doc.get("tags"), "tags"),
+        desired=_desired_properties(doc),
+    )
+    if mode.matches_etag and entry.expected_etag is None:
+        field = "twinETag" if mode.changes_twin else "eTag"
+        raise InvalidInputError(f"importMode {mode} needs {field}", field=field)
+    return entry
+
+
+def _optional_obj(value: Any, field: str) -> dict[str, Any] | None:
+    return None if value is None else _obj(value, field)
+
+
+def _desired_properties(doc: dict[str, Any]) -> dict[str, Any] | None:
+    properties = _obj(doc.get("properties"), "properties")
+    if properties.get("reported"):
+        raise InvalidInputError(
+            "reported properties are written by the device, not the service",
+            field="properties.reported",
+        )
+    return _optional_obj(properties.get("desired"), "properties.desired")
+
+
+def registry_error_code(error: InvalidInputError | RegistryError) -> str:
+    """IoT Hub's error code for a registry error."""
+    if isinstance(error, AlreadyExistsError):
+        return "ModuleAlreadyExistsOnDevice" if error.kind == "module" else "DeviceAlreadyExists"
+    if isinstance(error, NotFoundError):
+        return "ModuleNotFound" if error.kind == "module" else "DeviceNotFound"
+    if isinstance(error, PreconditionFailedError):
+        return "PreconditionFailed"
+    return "ArgumentInvalid"
+
+
+def import_result_to_json(result: ImportResult) -> dict[str, Any]:
+    """A BulkRegistryOperationResult: whether every entry applied, and which did not."""
+    errors = []
+    for failure in result.failures:
+        error: dict[str, Any] = {
+            "deviceId": failure.entry.device_id,
+            "errorCode": registry_error_code(failure.error),
+            "errorStatus": str(failure.error),
+            "operation": failure.entry.mode.value,
+        }
+        if failure.entry.module_id is not None:
+            error["moduleId"] = failure.entry.module_id
+        errors.append(error)
+    return {"isSuccessful": result.succeeded, "errors": errors, "warnings": []}

@@ -4,14 +4,21 @@ Every mutating method takes the ``AuditRecord`` of the administrative action, so
 change and its audit entry commit in one transaction or not at all. ``expected_etag``
 None means "whatever is there" (IoT Hub's ``If-Match: *``). The SQL adapter
 (``wellguard.adapters.sql``) implements all of them for SQLite and PostgreSQL.
+
+``DeviceBatchStore`` writes many device changes (``DeviceChange``, each carrying its own
+audit record) in one transaction, each as if in a savepoint of its own: a change that
+fails (the device exists, is gone, or its etag moved) is undone alone and reported in
+its place, and the others commit together.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Collection, Iterator, Sequence
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Protocol
 
+from wellguard.errors import RegistryError
 from wellguard.model.audit import AuditEntry, AuditRecord
 from wellguard.model.certificate import IssuedCertificate
 from wellguard.model.configuration import Configuration
@@ -23,10 +30,15 @@ __all__ = [
     "AuditStore",
     "CertificateStore",
     "ConfigurationStore",
+    "DeviceBatchStore",
+    "DeviceChange",
     "DeviceStore",
+    "InsertDevice",
     "ModuleStore",
     "PolicyStore",
     "RegistryStore",
+    "RemoveDevice",
+    "ReplaceDevice",
     "TwinStore",
 ]
 
@@ -36,6 +48,7 @@ class DeviceStore(Protocol):
 
     def insert_device(self, device: Device, twin: Twin, audit: AuditRecord) -> None: ...
     def get_device(self, device_id: str) -> Device | None: ...
+    def get_devices(self, device_ids: Collection[str]) -> dict[str, Device]: ...
     def list_devices(self, *, after: str | None, limit: int) -> list[Device]: ...
     def update_device(
         self, device: Device, expected_etag: str | None, audit: AuditRecord
@@ -43,6 +56,44 @@ class DeviceStore(Protocol):
     def delete_device(
         self, device_id: str, expected_etag: str | None, audit: AuditRecord
     ) -> None: ...
+
+
+@dataclass(frozen=True)
+class InsertDevice:
+    """Store a new device with its twin (fails with AlreadyExistsError)."""
+
+    device: Device
+    twin: Twin
+    audit: AuditRecord
+
+
+@dataclass(frozen=True)
+class ReplaceDevice:
+    """Replace a device if its etag still matches (NotFoundError, PreconditionFailedError)."""
+
+    device: Device
+    expected_etag: str | None
+    audit: AuditRecord
+
+
+@dataclass(frozen=True)
+class RemoveDevice:
+    """Delete a device with its modules and twins if its etag still matches."""
+
+    device_id: str
+    expected_etag: str | None
+    audit: AuditRecord
+
+
+DeviceChange = InsertDevice | ReplaceDevice | RemoveDevice
+
+
+class DeviceBatchStore(Protocol):
+    """Many device changes at once (bulk registry operations)."""
+
+    def apply_device_changes(
+        self, changes: Sequence[DeviceChange]
+    ) -> list[RegistryError | None]: ...
 
 
 class ModuleStore(Protocol):
@@ -114,6 +165,7 @@ class AuditStore(Protocol):
 
 class RegistryStore(
     DeviceStore,
+    DeviceBatchStore,
     ModuleStore,
     TwinStore,
     PolicyStore,

@@ -5,28 +5,50 @@ validated request values and an ``Actor``; the registry applies IoT Hub's rules 
 generation ids, etags, hub-generated keys, twin versions, lifecycle transitions — and
 writes through a ``RegistryStore`` port, passing the audit record of the action so the
 change and its audit entry commit together. Time comes from the injected clock.
+
+Device changes are built by ``DeviceChanges`` (``changes.py``) for the single-device
+calls and for the bulk registry operation alike (``bulk_import``, see ``bulk.py``): the
+bulk call writes its device changes in one transaction, yet audits and announces each
+one as the single call would.
 """
 
 from __future__ import annotations
 
-import base64
-import secrets
-from collections.abc import Callable, Iterator
-from dataclasses import dataclass, replace
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import replace
 from datetime import datetime
 from typing import Any
 
-from wellguard.core.identity.keys import generate_symmetric_key, validate_symmetric_key
-from wellguard.core.identity.x509 import normalize_thumbprint
+from wellguard.core.identity.keys import generate_symmetric_key
 from wellguard.core.registry.audit import ChainBreak, find_chain_break
+from wellguard.core.registry.bulk import (
+    ImportEntry,
+    ImportFailure,
+    ImportResult,
+    check_import_request,
+    plan_import,
+)
+from wellguard.core.registry.changes import (
+    Actor,
+    DeviceChanges,
+    new_etag,
+    new_generation_id,
+    refuse_if_decommissioned,
+)
 from wellguard.core.registry.events import ChangeKind, RegistryChange, RegistryNotifier
-from wellguard.core.registry.ports import RegistryStore
+from wellguard.core.registry.ports import DeviceChange, RegistryStore
+from wellguard.core.registry.specs import AuthSpec, DeviceSettings, keep_unstated_keys
 from wellguard.core.registry.twins import (
     apply_reported_patch,
     apply_twin_patch,
     replace_twin_document,
 )
-from wellguard.errors import InvalidInputError, NotFoundError, PreconditionFailedError
+from wellguard.errors import (
+    InvalidInputError,
+    NotFoundError,
+    PreconditionFailedError,
+    RegistryError,
+)
 from wellguard.model.audit import AuditEntry, AuditRecord
 from wellguard.model.configuration import Configuration
 from wellguard.model.device import (
@@ -46,61 +68,6 @@ from wellguard.model.twin import Twin
 __all__ = ["Actor", "AuthSpec", "Registry", "new_etag"]
 
 
-def new_etag() -> str:
-    """A fresh opaque etag."""
-    return base64.b64encode(secrets.token_bytes(9)).decode("ascii")
-
-
-def _new_generation_id() -> str:
-    return str(secrets.randbelow(10**18)).rjust(18, "6")
-
-
-@dataclass(frozen=True)
-class Actor:
-    """Who asks for an administrative action, and from where (for the audit log)."""
-
-    name: str
-    source: str
-
-
-@dataclass(frozen=True)
-class AuthSpec:
-    """Requested authentication of a device or module, before keys are filled in."""
-
-    type: AuthType
-    primary_key: str | None = None
-    secondary_key: str | None = None
-    primary_thumbprint: str | None = None
-    secondary_thumbprint: str | None = None
-
-    def resolve(self) -> Authentication:
-        """Fill in hub-generated keys and validate what was given."""
-        if self.type is AuthType.SAS:
-            primary = self.primary_key or generate_symmetric_key()
-            secondary = self.secondary_key or generate_symmetric_key()
-            return Authentication(
-                type=AuthType.SAS,
-                primary_key=validate_symmetric_key(primary, field="primaryKey"),
-                secondary_key=validate_symmetric_key(secondary, field="secondaryKey"),
-            )
-        if self.type is AuthType.SELF_SIGNED:
-            if not self.primary_thumbprint:
-                raise InvalidInputError(
-                    "selfSigned authentication needs x509Thumbprint.primaryThumbprint",
-                    field="authentication",
-                )
-            return Authentication(
-                type=AuthType.SELF_SIGNED,
-                primary_thumbprint=normalize_thumbprint(self.primary_thumbprint),
-                secondary_thumbprint=(
-                    normalize_thumbprint(self.secondary_thumbprint)
-                    if self.secondary_thumbprint
-                    else None
-                ),
-            )
-        return Authentication(type=self.type)
-
-
 class Registry:
     """Domain operations on the registry; every change is audited."""
 
@@ -112,6 +79,7 @@ class Registry:
     ) -> None:
         self._store = store
         self._clock = clock
+        self._changes = DeviceChanges(clock)
         self.notifier = notifier or RegistryNotifier()
 
     def _identity_changed(self, device_id: str, module_id: str | None = None) -> None:
@@ -125,14 +93,7 @@ class Registry:
         return self._store
 
     def _audit(self, actor: Actor, action: str, target: str, **details: Any) -> AuditRecord:
-        return AuditRecord(
-            at=self._clock(),
-            actor=actor.name,
-            action=action,
-            target=target,
-            source=actor.source,
-            details=details,
-        )
+        return self._changes.audit(actor, action, target, **details)
 
     # -- devices ------------------------------------------------------------------------
 
@@ -147,33 +108,13 @@ class Registry:
         iot_edge: bool = False,
     ) -> Device:
         """Create a device (and its twin)."""
-        validate_device_id(device_id)
-        now = self._clock()
-        device = Device(
-            device_id=device_id,
-            generation_id=_new_generation_id(),
-            etag=new_etag(),
-            status=status,
-            status_reason=status_reason,
-            status_updated=now,
-            authentication=auth.resolve(),
-            connection_state=ConnectionState.DISCONNECTED,
-            connection_state_updated=None,
-            last_activity=None,
-            c2d_count=0,
-            iot_edge=iot_edge,
-            lifecycle=LifecycleState.PROVISIONED,
-            created=now,
-            updated=now,
-        )
-        twin = Twin(device_id=device_id, module_id=None, etag=new_etag(), version=1)
-        self._store.insert_device(
-            device, twin, self._audit(actor, "device.create", device_id, auth=auth.type.value)
-        )
+        settings = DeviceSettings(auth, status, status_reason, iot_edge)
+        change = self._changes.to_create(device_id, settings, actor)
+        self._store.insert_device(change.device, change.twin, change.audit)
         # Announced so that whoever remembered "no such device" (an authentication
         # cache) forgets it at once.
         self._identity_changed(device_id)
-        return device
+        return change.device
 
     def get_device(self, device_id: str) -> Device:
         """A device, or NotFoundError."""
@@ -194,31 +135,13 @@ class Registry:
         iot_edge: bool,
     ) -> Device:
         """Replace a device's settings (IoT Hub PUT with If-Match)."""
-        current = self.get_device(device_id)
-        _refuse_if_decommissioned(current)
-        now = self._clock()
-        authentication = _keep_unstated_keys(auth, current.authentication).resolve()
-        updated = replace(
-            current,
-            etag=new_etag(),
-            status=status,
-            status_reason=status_reason,
-            status_updated=now if status != current.status else current.status_updated,
-            authentication=authentication,
-            iot_edge=iot_edge,
-            updated=now,
+        settings = DeviceSettings(auth, status, status_reason, iot_edge)
+        change = self._changes.to_replace(
+            self.get_device(device_id), settings, actor, expected_etag
         )
-        record = self._audit(
-            actor,
-            "device.update",
-            device_id,
-            status=status.value,
-            auth=authentication.type.value,
-            credentials_changed=authentication != current.authentication,
-        )
-        self._store.update_device(updated, expected_etag, record)
+        self._store.update_device(change.device, expected_etag, change.audit)
         self._identity_changed(device_id)
-        return updated
+        return change.device
 
     def list_devices(self, *, after: str | None, limit: int) -> list[Device]:
         """Devices by id, a page at a time."""
@@ -226,17 +149,60 @@ class Registry:
 
     def delete_device(self, device_id: str, *, actor: Actor, expected_etag: str | None) -> None:
         """Delete a device with its modules and twins."""
-        self._store.delete_device(
-            device_id, expected_etag, self._audit(actor, "device.delete", device_id)
-        )
+        change = self._changes.to_remove(device_id, actor, expected_etag)
+        self._store.delete_device(device_id, expected_etag, change.audit)
         self._identity_changed(device_id)
+
+    # -- bulk registry operations -------------------------------------------------------
+
+    def bulk_import(self, entries: Sequence[ImportEntry], *, actor: Actor) -> ImportResult:
+        """Apply up to 100 device changes (IoT Hub's bulk registry operation), each on its
+        own: the entries that cannot apply are reported, the device changes of the others
+        are stored in one transaction, then announced and audited like single calls."""
+        check_import_request(entries)
+        current = self._store.get_devices({entry.device_id for entry in entries})
+        failures: list[ImportFailure] = []
+        planned: list[tuple[int, DeviceChange]] = []
+        twin_patches: list[int] = []
+        for index, entry in enumerate(entries):
+            try:
+                change = plan_import(entry, current.get(entry.device_id), self._changes, actor)
+            except (InvalidInputError, RegistryError) as exc:
+                failures.append(ImportFailure(index, entry, exc))
+                continue
+            if change is None:
+                twin_patches.append(index)
+            else:
+                planned.append((index, change))
+        outcomes = self._store.apply_device_changes([c for _, c in planned]) if planned else []
+        for (index, _change), error in zip(planned, outcomes, strict=True):
+            if error is None:
+                self._identity_changed(entries[index].device_id)
+            else:
+                failures.append(ImportFailure(index, entries[index], error))
+        for index in twin_patches:
+            entry = entries[index]
+            try:
+                self.update_twin(
+                    entry.device_id,
+                    None,
+                    tags=entry.tags,
+                    desired=entry.desired,
+                    replace_all=False,
+                    expected_etag=entry.expected_etag,
+                    actor=actor,
+                )
+            except (InvalidInputError, RegistryError) as exc:
+                failures.append(ImportFailure(index, entry, exc))
+        failures.sort(key=lambda failure: failure.index)
+        return ImportResult(applied=len(entries) - len(failures), failures=tuple(failures))
 
     def set_status(
         self, device_id: str, status: DeviceStatus, reason: str | None, *, actor: Actor
     ) -> Device:
         """Enable or disable a device, keeping everything else."""
         current = self.get_device(device_id)
-        _refuse_if_decommissioned(current)
+        refuse_if_decommissioned(current)
         now = self._clock()
         updated = replace(
             current,
@@ -326,7 +292,7 @@ class Registry:
         module = Module(
             device_id=device_id,
             module_id=module_id,
-            generation_id=_new_generation_id(),
+            generation_id=new_generation_id(),
             etag=new_etag(),
             authentication=auth.resolve(),
             managed_by=managed_by,
@@ -367,7 +333,7 @@ class Registry:
     ) -> Module:
         """Replace a module's settings."""
         current = self.get_module(device_id, module_id)
-        authentication = _keep_unstated_keys(auth, current.authentication).resolve()
+        authentication = keep_unstated_keys(auth, current.authentication).resolve()
         updated = replace(
             current,
             etag=new_etag(),
@@ -537,30 +503,3 @@ class Registry:
         """Check the whole audit chain: (entries checked, first break or None)."""
         entries = list(self._store.iter_audit())
         return len(entries), find_chain_break(entries)
-
-
-def _refuse_if_decommissioned(device: Device) -> None:
-    # Decommissioning is final: re-enabling would let modules (whose keys survive) connect
-    # again, and a PUT would hand the device fresh keys. Deleting it is still allowed.
-    if device.lifecycle is LifecycleState.DECOMMISSIONED:
-        raise InvalidInputError(
-            f"device {device.device_id!r} is decommissioned; it can only be deleted",
-            field="lifecycle",
-        )
-
-
-def _keep_unstated_keys(spec: AuthSpec, current: Authentication) -> AuthSpec:
-    """An update that names the same auth type but omits keys keeps the current ones."""
-    if spec.type is not current.type:
-        return spec
-    if spec.type is AuthType.SELF_SIGNED and spec.primary_thumbprint:
-        # Restated thumbprints replace the pair: an omitted secondary is removed, or a
-        # retired or compromised certificate could never be taken off the device.
-        return spec
-    return replace(
-        spec,
-        primary_key=spec.primary_key or current.primary_key,
-        secondary_key=spec.secondary_key or current.secondary_key,
-        primary_thumbprint=spec.primary_thumbprint or current.primary_thumbprint,
-        secondary_thumbprint=spec.secondary_thumbprint or current.secondary_thumbprint,
-    )
