@@ -48,9 +48,11 @@ class AuthenticatedDevice:
 
 
 class DeviceAuthenticator:
-    """Runs the identity decisions against the registry (blocking: call off the loop).
+    """Runs the identity decisions against the registry.
 
-    ``cache`` holds the records between connects; by default 30 s and 100,000 records.
+    ``authenticate``, ``recheck`` and ``prefetch`` read the store (blocking: call them
+    off the loop); ``try_authenticate`` decides from held records only. ``cache`` holds
+    the records between connects; by default 30 s and 100,000 records.
     """
 
     def __init__(
@@ -97,6 +99,53 @@ class DeviceAuthenticator:
     ) -> AuthenticatedDevice:
         """Check credentials; raise ``AuthError`` with the precise reason."""
         device, module = self._records(claimed)
+        policies = self._policies(fresh=False) if password else {}
+        return self._decide(claimed, password, chain, device, module, policies)
+
+    def try_authenticate(
+        self,
+        claimed: ClaimedIdentity,
+        password: bytes | None,
+        chain: Sequence[x509.Certificate],
+    ) -> AuthenticatedDevice | None:
+        """``authenticate`` from held records only (no I/O: safe on the event loop);
+        None when a record it needs is not held (``prefetch`` it, or ``authenticate``)."""
+        held, device = self._cache.peek_device(claimed.device_id)
+        if not held:
+            return None
+        module = None
+        if claimed.module_id and device is not None:
+            held, module = self._cache.peek_module(claimed.device_id, claimed.module_id)
+            if not held:
+                return None
+        policies: Mapping[str, SharedAccessPolicy] = {}
+        if password:
+            peeked = self._cache.peek_policies()
+            if peeked is None:
+                return None
+            policies = peeked
+        return self._decide(claimed, password, chain, device, module, policies)
+
+    def prefetch(self, claims: Sequence[ClaimedIdentity]) -> None:
+        """Read the records ``claims`` need into the cache: every device in one query,
+        then modules one by one and the policies if not held (blocking)."""
+        missing = [c.device_id for c in claims if not self._cache.peek_device(c.device_id)[0]]
+        store = self._registry.store
+        self._cache.load_devices(missing, store.get_devices)
+        for claimed in claims:
+            if claimed.module_id:
+                self._records(claimed)
+        self._policies(fresh=False)
+
+    def _decide(
+        self,
+        claimed: ClaimedIdentity,
+        password: bytes | None,
+        chain: Sequence[x509.Certificate],
+        device: Device | None,
+        module: Module | None,
+        policies: Mapping[str, SharedAccessPolicy],
+    ) -> AuthenticatedDevice:
         now = self._clock()
         if password:
             try:
@@ -107,7 +156,6 @@ class DeviceAuthenticator:
                     identity=claimed.key,
                     detail="password not UTF-8",
                 ) from None
-            policies = self._policies(fresh=False)
             self._check_sas(claimed, text, device, module, policies, now)
             expiry = parse_sas_token(text).expiry
             return AuthenticatedDevice(claimed, "sas", text, (), expiry)

@@ -28,7 +28,7 @@ from __future__ import annotations
 import threading
 import time
 from collections import OrderedDict
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Collection, Iterable, Mapping
 from dataclasses import dataclass, field
 from types import MappingProxyType
 
@@ -93,10 +93,9 @@ class AuthRecordCache:
     ) -> Device | None:
         """The device record (None: no such device), from ``load`` when not held or ``fresh``."""
         if not fresh:
-            with self._lock:
-                entry = self._devices.get(device_id)
-                if entry is not None and self._clock() - entry.loaded < self._ttl:
-                    return entry.device
+            held, device = self.peek_device(device_id)
+            if held:
+                return device
         ticket, started = self._begin(device_id)
         try:
             device = load(device_id)
@@ -118,11 +117,9 @@ class AuthRecordCache:
     ) -> Module | None:
         """The module record (None: no such module), held under its device's entry."""
         if not fresh:
-            with self._lock:
-                entry = self._devices.get(device_id)
-                held = entry.modules.get(module_id) if entry is not None else None
-                if held is not None and self._clock() - held[1] < self._ttl:
-                    return held[0]
+            held, module = self.peek_module(device_id, module_id)
+            if held:
+                return module
         ticket, started = self._begin(device_id)
         try:
             module = load(device_id, module_id)
@@ -133,6 +130,54 @@ class AuthRecordCache:
             if self._end(device_id, ticket) and _matches_module(device_id, module_id, module):
                 self._put_module(device_id, module_id, module, started)
         return module
+
+    def load_devices(
+        self,
+        device_ids: Collection[str],
+        load_many: Callable[[Collection[str]], Mapping[str, Device]],
+    ) -> None:
+        """Read many device records at once and hold them (ids ``load_many`` does not
+        return are held as "no such device"); the same race rules as ``device``."""
+        wanted = sorted(set(device_ids))
+        if not wanted:
+            return
+        tickets = [self._begin(device_id) for device_id in wanted]
+        try:
+            found = load_many(wanted)
+        except BaseException:
+            for device_id, (ticket, _) in zip(wanted, tickets, strict=True):
+                self._abandon(device_id, ticket)
+            raise
+        with self._lock:
+            for device_id, (ticket, started) in zip(wanted, tickets, strict=True):
+                device = found.get(device_id)
+                if self._end(device_id, ticket) and _matches_device(device_id, device):
+                    self._put_device(device_id, device, started)
+
+    def peek_device(self, device_id: str) -> tuple[bool, Device | None]:
+        """(held, record) without loading: (False, None) when not held or expired."""
+        with self._lock:
+            entry = self._devices.get(device_id)
+            if entry is not None and self._clock() - entry.loaded < self._ttl:
+                return True, entry.device
+        return False, None
+
+    def peek_module(self, device_id: str, module_id: str) -> tuple[bool, Module | None]:
+        """(held, record) without loading, as ``peek_device``."""
+        with self._lock:
+            entry = self._devices.get(device_id)
+            held = entry.modules.get(module_id) if entry is not None else None
+            if held is not None and self._clock() - held[1] < self._ttl:
+                return True, held[0]
+        return False, None
+
+    def peek_policies(self) -> Mapping[str, SharedAccessPolicy] | None:
+        """The policies when held and not expired, without loading."""
+        with self._lock:
+            held = self._policies
+            if held is not None and self._clock() - held[1] < self._ttl:
+                return held[0]
+        return None
 
     def policies(
         self, load: Callable[[], Iterable[SharedAccessPolicy]], *, fresh: bool = False

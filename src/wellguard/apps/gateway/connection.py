@@ -286,10 +286,20 @@ class DeviceConnection(asyncio.Protocol):
             return
         self.claimed = claimed
         chain = self.tls.peer_chain() if self.tls is not None else []
+        authenticator = server.authenticator
         try:
-            auth = await server.run_blocking(
-                server.authenticator.authenticate, claimed, connect.password, chain
-            )
+            # Held records are checked right here; a first connect's are read in a batch
+            # with the other connects of the moment, then checked here.
+            auth = authenticator.try_authenticate(claimed, connect.password, chain)
+            if auth is None:
+                await server.prefetch.submit(claimed)
+                if self.closed:
+                    return
+                auth = authenticator.try_authenticate(claimed, connect.password, chain)
+            if auth is None:  # a change voided or evicted the records meanwhile
+                auth = await server.run_blocking(
+                    authenticator.authenticate, claimed, connect.password, chain
+                )
         except AuthError as exc:
             self._refuse(exc, claimed.key, ConnAckCode.NOT_AUTHORIZED)
             return

@@ -24,6 +24,7 @@ from wellguard.adapters.tls import TlsServerContext, TlsSession
 from wellguard.apps.api.context import SecurityEventLog
 from wellguard.apps.gateway.auth import DeviceAuthenticator
 from wellguard.apps.gateway.connection import DeviceConnection
+from wellguard.apps.gateway.grouped import GroupedCalls
 from wellguard.apps.gateway.methods import DirectMethods
 from wellguard.apps.gateway.metrics import GatewayMetrics
 from wellguard.apps.gateway.peers import GatewayCluster
@@ -109,6 +110,10 @@ class GatewayServer:
         self._throttles: dict[str, DeviceThrottle] = {}
         self._admission = AdmissionControl()
         self.counters = DeviceCounters()
+        self.prefetch: GroupedCalls[ClaimedIdentity] = GroupedCalls(
+            authenticator.prefetch, self.run_blocking
+        )
+        """Registry reads for connects whose records are not held, batched."""
         self.methods = DirectMethods(self.loop, self.sessions, self.count)
         """Direct methods for the API (``ApiContext.methods``) and device answers."""
         self._server: asyncio.AbstractServer | None = None

@@ -2,17 +2,19 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Collection, Iterator, Sequence
 from pathlib import Path
 
 import pytest
+from cryptography import x509
 from sqlalchemy.engine import Engine
 
 from tests.unit.core.registry.fakes import START, FakeClock
 from wellguard.adapters.sql.engine import migrate, open_engine, sqlite_url
 from wellguard.adapters.sql.registry_store import SqlRegistryStore
-from wellguard.apps.gateway.auth import DeviceAuthenticator
+from wellguard.apps.gateway.auth import AuthenticatedDevice, DeviceAuthenticator
 from wellguard.apps.gateway.authcache import AuthRecordCache
+from wellguard.core.gateway import ClaimedIdentity
 from wellguard.core.registry import Registry
 from wellguard.core.secretbox import SecretBox
 from wellguard.model.device import Device, Module
@@ -32,6 +34,10 @@ class CountingStore(SqlRegistryStore):
     def get_device(self, device_id: str) -> Device | None:
         self.reads["get_device"] += 1
         return super().get_device(device_id)
+
+    def get_devices(self, device_ids: Collection[str]) -> dict[str, Device]:
+        self.reads["get_device"] += 1  # one read, however many ids
+        return super().get_devices(device_ids)
 
     def get_module(self, device_id: str, module_id: str) -> Module | None:
         self.reads["get_module"] += 1
@@ -80,11 +86,30 @@ def cache(ticker: Ticker) -> AuthRecordCache:
     return AuthRecordCache(ttl_seconds=TTL, max_entries=1000, clock=ticker)
 
 
-@pytest.fixture
+class GatewayPath(DeviceAuthenticator):
+    """``authenticate`` as the gateway does it: held records on the event loop, else a
+    batched ``prefetch`` and the held records again."""
+
+    def authenticate(
+        self,
+        claimed: ClaimedIdentity,
+        password: bytes | None,
+        chain: Sequence[x509.Certificate],
+    ) -> AuthenticatedDevice:
+        auth = self.try_authenticate(claimed, password, chain)
+        if auth is None:
+            self.prefetch([claimed])
+            auth = self.try_authenticate(claimed, password, chain)
+        assert auth is not None, "prefetch left a record out"
+        return auth
+
+
+@pytest.fixture(params=["authenticate", "gateway-path"])
 def authenticator(
-    registry: Registry, clock: FakeClock, cache: AuthRecordCache
+    request: pytest.FixtureRequest, registry: Registry, clock: FakeClock, cache: AuthRecordCache
 ) -> DeviceAuthenticator:
-    return DeviceAuthenticator(
+    kind = DeviceAuthenticator if request.param == "authenticate" else GatewayPath
+    return kind(
         registry,
         trusted_cas=[],
         revoked_serials=set,

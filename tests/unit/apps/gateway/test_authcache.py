@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 
 import pytest
 
@@ -22,6 +22,7 @@ from wellguard.model.device import (
 from wellguard.model.policy import AccessRights, SharedAccessPolicy
 
 KEY = "a2V5a2V5a2V5a2V5a2V5a2V5a2V5a2V5a2V5a2V5a2U="
+POLICY = SharedAccessPolicy("device", AccessRights.DEVICE_CONNECT, KEY, KEY)
 
 
 def device(device_id: str, status: DeviceStatus = DeviceStatus.ENABLED) -> Device:
@@ -77,6 +78,10 @@ class Loader:
     def module(self, device_id: str, module_id: str) -> Module | None:
         self._call()
         return self.modules.get((device_id, module_id))
+
+    def many(self, device_ids: Collection[str]) -> dict[str, Device]:
+        self._call()
+        return {i: self.devices[i] for i in device_ids if i in self.devices}
 
     def _call(self) -> None:
         self.calls += 1
@@ -297,3 +302,75 @@ def test_the_default_clock_is_monotonic() -> None:
     cache.device("d", loader.device)
     cache.device("d", loader.device)
     assert loader.calls == 1
+
+
+# -- many at once, and peeks ------------------------------------------------------------------
+
+
+def test_load_devices_holds_found_and_missing_ids_in_one_load(cache: AuthRecordCache) -> None:
+    loader = Loader()
+    loader.devices["a"] = device("a")
+    loader.devices["b"] = device("b")
+    assert cache.peek_device("a") == (False, None)
+    cache.load_devices(["a", "b", "ghost", "a"], loader.many)
+    assert loader.calls == 1
+    assert cache.peek_device("a") == (True, loader.devices["a"])
+    assert cache.peek_device("ghost") == (True, None)  # "no such device" is held too
+    assert cache.device("b", loader.device) == loader.devices["b"]
+    assert loader.calls == 1
+    cache.load_devices([], loader.many)
+    assert loader.calls == 1
+
+
+def test_an_invalidation_during_load_devices_keeps_only_that_device_out(
+    cache: AuthRecordCache,
+) -> None:
+    loader = Loader()
+    loader.devices["a"] = device("a")
+    loader.devices["b"] = device("b")
+    loader.during = lambda: cache.forget_device("a")
+    cache.load_devices(["a", "b"], loader.many)
+    assert cache.peek_device("a") == (False, None)
+    assert cache.peek_device("b")[0]
+
+
+def test_clear_during_load_devices_keeps_everything_out(cache: AuthRecordCache) -> None:
+    loader = Loader()
+    loader.devices["a"] = device("a")
+    loader.during = cache.clear
+    cache.load_devices(["a", "b"], loader.many)
+    assert cache.peek_device("a") == (False, None)
+    assert cache.peek_device("b") == (False, None)
+
+
+def test_a_failed_load_devices_stores_nothing_and_leaves_no_trace(cache: AuthRecordCache) -> None:
+    def broken(device_ids: Collection[str]) -> dict[str, Device]:
+        raise OSError("database gone")
+
+    with pytest.raises(OSError, match="database gone"):
+        cache.load_devices(["a", "b"], broken)
+    assert len(cache) == 0
+    loader = Loader()
+    loader.devices["a"] = device("a")
+    cache.load_devices(["a"], loader.many)  # no load left registered in flight
+    assert cache.peek_device("a")[0]
+
+
+def test_peeks_never_load_and_respect_expiry(ticker: Ticker) -> None:
+    cache = AuthRecordCache(ttl_seconds=30, max_entries=10, clock=ticker)
+    loader = Loader()
+    loader.devices["d"] = device("d")
+    loader.modules["d", "m"] = module("d", "m")
+    assert cache.peek_policies() is None
+    assert cache.peek_module("d", "m") == (False, None)
+    cache.device("d", loader.device)
+    cache.module("d", "m", loader.module)
+    cache.policies(lambda: [POLICY])
+    assert cache.peek_module("d", "m") == (True, loader.modules["d", "m"])
+    assert cache.peek_module("d", "other") == (False, None)
+    assert set(cache.peek_policies() or {}) == {POLICY.name}
+    ticker.now += 31
+    assert cache.peek_device("d") == (False, None)
+    assert cache.peek_module("d", "m") == (False, None)
+    assert cache.peek_policies() is None
+    assert loader.calls == 2
