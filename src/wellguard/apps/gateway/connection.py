@@ -76,7 +76,33 @@ class _AckSlot:
 
 
 class DeviceConnection(asyncio.Protocol):
-    """asyncio protocol of one device connection."""
+    """asyncio protocol of one device connection.
+
+    A hub holds tens of thousands of these, mostly idle: slots instead of a dict, and
+    the PUBACK queue made at the first QoS 1 PUBLISH.
+    """
+
+    __slots__ = (
+        "_acks",
+        "_backlog",
+        "_flush_soon",
+        "_handshake_timer",
+        "_plain_closer",
+        "_plain_writer",
+        "active",
+        "auth",
+        "c2d_in_flight",
+        "claimed",
+        "closed",
+        "connected_at",
+        "mqtt",
+        "peer",
+        "peer_ip",
+        "server",
+        "subscriptions",
+        "tls",
+        "transport",
+    )
 
     def __init__(self, server: GatewayServer) -> None:
         self.server = server
@@ -92,11 +118,9 @@ class DeviceConnection(asyncio.Protocol):
         self.connected_at = 0.0
         self.active = False  # sent anything since the last presence flush
         self._backlog: list[Any] | None = None
-        self._acks: deque[_AckSlot] = deque()
-        self._throttle_until = 0.0
+        self._acks: deque[_AckSlot] | None = None
         self._flush_soon = False
         self.c2d_in_flight: dict[int, Any] = {}  # packet id -> C2dMessage
-        self.c2d_ids: set[int] = set()  # C2D message ids in flight
         self._handshake_timer: asyncio.TimerHandle | None = None
         self._plain_writer: Callable[[bytes], None] | None = None
         self._plain_closer: Callable[[], None] | None = None
@@ -381,6 +405,8 @@ class DeviceConnection(asyncio.Protocol):
         started = server.loop.time()
         submit = server.journal.submit
         acks = self._acks
+        if acks is None:
+            acks = self._acks = deque()
         on_durable = self._on_durable
         counted = size = stored = held = 0
         refusal: tuple[str, str] | None = None
@@ -445,6 +471,8 @@ class DeviceConnection(asyncio.Protocol):
     def _ack_now(self, packet_id: int) -> None:
         slot = _AckSlot(packet_id)
         slot.ready = True
+        if self._acks is None:
+            self._acks = deque()
         self._acks.append(slot)
         self._drain_acks()
 

@@ -421,8 +421,8 @@ class GatewayServer:
         for message in queued:
             if conn.closed or SubscriptionKind.C2D not in conn.subscriptions:
                 return
-            if message.id in conn.c2d_ids:
-                continue
+            if any(held.id == message.id for held in conn.c2d_in_flight.values()):
+                continue  # sent and not acknowledged yet (at most 50 per device)
             system = {
                 SystemProperty.MESSAGE_ID.value: message.message_id,
                 **message.system_properties,
@@ -436,7 +436,6 @@ class GatewayServer:
             if packet_id is None:
                 return
             conn.c2d_in_flight[packet_id] = message
-            conn.c2d_ids.add(message.id)
             self.count(identity.key, CounterName.C2D)
             self.metrics.messages_out.inc()
             self._background(self.c2d.mark_delivered, message)
@@ -446,7 +445,6 @@ class GatewayServer:
         message = conn.c2d_in_flight.pop(packet_id, None)
         if message is None:
             return
-        conn.c2d_ids.discard(message.id)
         self._background(self.c2d.complete, message)
 
     # -- twins ------------------------------------------------------------------

@@ -71,12 +71,14 @@ def address_group(ip: str) -> str:
 
 
 class _Track:
+    # The histories are made at an address's first failure or flap: most addresses never
+    # have one, and an empty deque costs ~600 bytes (a fleet is tens of thousands).
     __slots__ = ("bucket", "failures", "flaps")
 
-    def __init__(self, bucket: TokenBucket, failure_threshold: int, flap_threshold: int) -> None:
+    def __init__(self, bucket: TokenBucket) -> None:
         self.bucket = bucket
-        self.failures: deque[float] = deque(maxlen=failure_threshold)
-        self.flaps: deque[float] = deque(maxlen=flap_threshold)
+        self.failures: deque[float] | None = None
+        self.flaps: deque[float] | None = None
 
 
 class AdmissionControl:
@@ -125,7 +127,7 @@ class AdmissionControl:
         track = self._tracks.get(key)
         if track is None:
             bucket = TokenBucket(self.max_connects_per_ip_per_s, self.burst)
-            track = _Track(bucket, self.failure_threshold, self.flap_threshold)
+            track = _Track(bucket)
             self._tracks[key] = track
             while len(self._tracks) > self.max_tracked_ips:
                 self._tracks.popitem(last=False)
@@ -147,8 +149,7 @@ class AdmissionControl:
             self._bans.popitem(last=False)
         track = self._tracks.get(key)
         if track is not None:
-            track.failures.clear()
-            track.flaps.clear()
+            track.failures = track.flaps = None
 
     def banned_until(self, ip: str, now: float) -> float | None:
         """When the ban on ``ip``'s group ends, or None if it is not banned."""
@@ -172,8 +173,14 @@ class AdmissionControl:
         if key in self._bans:
             return AdmissionDecision(False, AdmissionRefusal.BANNED, self._bans[key])
         track = self._track(key)
-        history = track.flaps if flaps else track.failures
-        window = self.flap_window_s if flaps else self.failure_window_s
+        if flaps:
+            if track.flaps is None:
+                track.flaps = deque(maxlen=self.flap_threshold)
+            history, window = track.flaps, self.flap_window_s
+        else:
+            if track.failures is None:
+                track.failures = deque(maxlen=self.failure_threshold)
+            history, window = track.failures, self.failure_window_s
         history.append(now)
         if len(history) == history.maxlen and now - history[0] <= window:
             self._ban(key, now)

@@ -93,6 +93,22 @@ class InFlight:
 class ServerConnection:
     """Server-side MQTT 3.1.1 protocol state of one client connection, in IoT Hub's dialect."""
 
+    __slots__ = (
+        "_connect",
+        "_connect_deadline",
+        "_decoder",
+        "_held_pings",
+        "_in_flight",
+        "_keep_alive",
+        "_last_received",
+        "_max_keep_alive",
+        "_next_packet_id",
+        "_now",
+        "_outgoing",
+        "_state",
+        "_unacked_incoming",
+    )
+
     def __init__(
         self,
         *,
@@ -111,7 +127,6 @@ class ServerConnection:
         self._last_received = now
         self._now = now
         self._in_flight: dict[int, InFlight] = {}
-        self._in_flight_view = MappingProxyType(self._in_flight)
         self._unacked_incoming: set[int] = set()
         self._next_packet_id = 1
         self._held_pings = 0
@@ -152,7 +167,7 @@ class ServerConnection:
     @property
     def in_flight(self) -> Mapping[int, InFlight]:
         """Our unacknowledged QoS 1 deliveries by packet id (read-only, live)."""
-        return self._in_flight_view
+        return MappingProxyType(self._in_flight)
 
     def data_to_send(self) -> bytes:
         """Drain the queued outgoing bytes, concatenated for one write."""
