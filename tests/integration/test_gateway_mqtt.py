@@ -419,6 +419,48 @@ def test_keepalive_timeout_closes_silent_clients(hub: HubProcess) -> None:
         assert 1.0 < time.monotonic() - started < 5
 
 
+def test_requests_sent_just_before_disconnect_are_carried_out_without_blame(
+    hub: HubProcess,
+) -> None:
+    # A device that patches its twin, subscribes and disconnects in one write (a sleepy
+    # device going back to sleep) did nothing wrong: the patch is applied, and the
+    # answers the hub can no longer send are not a protocol violation.
+    from wellguard.core.mqtt import Connect, Disconnect, Publish, Subscribe, encode
+
+    key = _create(hub, "gw-bye")
+    context = ssl.create_default_context(cafile=str(hub.root_ca))
+    connect = Connect(
+        client_id="gw-bye",
+        keep_alive=60,
+        username=f"{hub.hostname}/gw-bye/?api-version=2021-04-12",
+        password=sas_token(hub, "gw-bye", key).encode(),
+    )
+    patch = Publish(
+        "$iothub/twin/PATCH/properties/reported/?$rid=9",
+        json.dumps({"battery": 71}).encode(),
+        qos=1,
+        packet_id=7,
+    )
+    subscribe = Subscribe(8, (("devices/gw-bye/messages/devicebound/#", 1),))
+    before = _last_event_id(hub)
+    raw = socket.create_connection(
+        (hub.mqtt_host, hub.mqtt_port), timeout=10, source_address=(random_loopback(), 0)
+    )
+    with context.wrap_socket(raw, server_hostname=hub.mqtt_host) as tls:
+        tls.sendall(encode(connect))
+        assert tls.recv(4)[:1] == b"\x20"  # CONNACK
+        tls.sendall(encode(patch) + encode(subscribe) + encode(Disconnect()))
+        while tls.recv(4096):  # until the hub closes
+            pass
+    deadline = time.monotonic() + 10
+    while hub.api("GET", "/twins/gw-bye").json()["properties"]["reported"].get("battery") != 71:
+        assert time.monotonic() < deadline, "the reported patch was not applied"
+        time.sleep(0.1)
+    time.sleep(0.5)  # a violation, had there been one, is logged when the packets are read
+    mine = [e for e in _events_since(hub, before) if e["identity"] == "gw-bye"]
+    assert mine == []
+
+
 def test_x509_devices_connect_with_their_certificates(hub: HubProcess, tmp_path: Path) -> None:
     run_cli(
         "device",

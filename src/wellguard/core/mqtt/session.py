@@ -273,22 +273,34 @@ class ServerConnection:
         self._outgoing.append(encode(ConnAck(False, code)))
         self._state = ConnectionState.CLOSED
 
+    def _answerable(self, action: str) -> bool:
+        """False once the connection is closed (the client sent DISCONNECT after the packet
+        being answered, or the stream failed): there is nobody left to answer, and what the
+        client sent before is still carried out. Before CONNACK it is a local error."""
+        if self._state is ConnectionState.CLOSED:
+            return False
+        self._require(ConnectionState.CONNECTED, action)
+        return True
+
     def puback(self, packet_id: int) -> None:
-        """Acknowledge the client's QoS 1 PUBLISH ``packet_id``."""
-        self._require(ConnectionState.CONNECTED, "puback()")
+        """Acknowledge the client's QoS 1 PUBLISH ``packet_id`` (dropped once closed)."""
+        if not self._answerable("puback()"):
+            return
         if not 0 < packet_id <= _MAX_PACKET_ID:
             raise ProtocolError(f"local_invalid_packet_id: {packet_id}")
         self._unacked_incoming.discard(packet_id)
         self._outgoing.append(pack_ack(0x40, 2, packet_id))
 
     def suback(self, packet_id: int, codes: Iterable[int]) -> None:
-        """Answer SUBSCRIBE ``packet_id`` with one return code per filter."""
-        self._require(ConnectionState.CONNECTED, "suback()")
+        """Answer SUBSCRIBE ``packet_id`` with one return code per filter (dropped once closed)."""
+        if not self._answerable("suback()"):
+            return
         self._outgoing.append(encode(SubAck(packet_id, tuple(codes))))
 
     def unsuback(self, packet_id: int) -> None:
-        """Answer UNSUBSCRIBE ``packet_id``."""
-        self._require(ConnectionState.CONNECTED, "unsuback()")
+        """Answer UNSUBSCRIBE ``packet_id`` (dropped once closed)."""
+        if not self._answerable("unsuback()"):
+            return
         self._outgoing.append(encode(UnsubAck(packet_id)))
 
     def send_publish(

@@ -30,6 +30,7 @@ from wellguard.errors import ProtocolError
 
 TELEMETRY = "devices/well-01/messages/events/a=1"
 C2D = "devices/well-01/messages/devicebound/%24.mid=1"
+C2D_FILTER = "devices/well-01/messages/devicebound/#"
 
 
 def sent(conn: ServerConnection) -> list[object]:
@@ -199,6 +200,19 @@ def test_disconnect_closes_and_ignores_the_rest() -> None:
     assert conn.state is ConnectionState.CLOSED
     assert conn.data_to_send() == b""
     assert conn.receive_data(b"\xff\xff", 2.0) == []
+
+
+def test_packets_before_disconnect_are_delivered_and_their_answers_dropped() -> None:
+    conn = connected()
+    publish = Publish(TELEMETRY, b"x", qos=1, packet_id=5)
+    subscribe = Subscribe(6, ((C2D_FILTER, 1),))
+    unsubscribe = Unsubscribe(7, (C2D_FILTER,))
+    data = encode(publish) + encode(subscribe) + encode(unsubscribe) + encode(Disconnect())
+    assert conn.receive_data(data, 1.0) == [publish, subscribe, unsubscribe, Disconnect()]
+    conn.puback(5)  # the gateway answers in order; the client is gone by then
+    conn.suback(6, [1])
+    conn.unsuback(7)
+    assert conn.data_to_send() == b""
 
 
 def test_keep_alive_deadline_and_expiry() -> None:
