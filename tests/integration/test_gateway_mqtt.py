@@ -461,6 +461,46 @@ def test_requests_sent_just_before_disconnect_are_carried_out_without_blame(
     assert mine == []
 
 
+def test_connection_state_events_reach_a_route_and_are_not_journaled_without_one(
+    hub: HubProcess,
+) -> None:
+    key = _create(hub, "gw-states")
+
+    def visit() -> None:
+        device = connect_device(hub, "gw-states", password=sas_token(hub, "gw-states", key))
+        device.close()
+
+    def last_seq() -> int:
+        return int(hub.api("GET", "/status").json()["journal"]["lastSeq"])
+
+    before = last_seq()
+    visit()
+    time.sleep(1.0)
+    assert last_seq() == before  # no route takes them: IoT Hub emits none either
+    endpoint = {"kind": "jsonl", "path": "gw-states.jsonl"}
+    route = {
+        "source": "DeviceConnectionStateEvents",
+        "condition": "$connectionDeviceId = 'gw-states'",
+        "endpointNames": ["gw-states-file"],
+    }
+    assert hub.api("PUT", "/routing/endpoints/gw-states-file", json=endpoint).status_code < 300
+    assert hub.api("PUT", "/routing/routes/gw-states", json=route).status_code < 300
+    try:
+        time.sleep(1.2)  # a new route takes effect within a second, in every process
+        visit()
+        exported = hub.data / "exports" / "gw-states.jsonl"
+        deadline = time.monotonic() + 15
+        states: list[str] = []
+        while states != ["Connected", "Disconnected"]:
+            assert time.monotonic() < deadline, f"connection states exported: {states}"
+            time.sleep(0.1)
+            lines = exported.read_text().splitlines() if exported.exists() else []
+            states = [json.loads(json.loads(line)["body"])["connectionState"] for line in lines]
+    finally:
+        hub.api("DELETE", "/routing/routes/gw-states")
+        hub.api("DELETE", "/routing/endpoints/gw-states-file")
+
+
 def test_x509_devices_connect_with_their_certificates(hub: HubProcess, tmp_path: Path) -> None:
     run_cli(
         "device",

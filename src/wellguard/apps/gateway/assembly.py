@@ -6,6 +6,7 @@ from __future__ import annotations
 import threading
 from collections.abc import Callable, Sequence
 
+from wellguard.adapters.routing.store import RoutingStore
 from wellguard.adapters.sql.c2d_store import SqlC2dStore
 from wellguard.adapters.sql.hub_state import (
     SqlCounterStore,
@@ -107,6 +108,7 @@ def build_gateway(
         clock=hub.clock,
         metrics=metrics,
         session_store=SqlSessionStore(engine),
+        routed_sources=RoutingStore(engine).routed_sources,
         rate_per_device=config.mqtt.rate_per_device,
         hub_rate=config.mqtt.hub_rate / max(1, config.mqtt.workers),
     )

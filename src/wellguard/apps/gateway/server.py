@@ -12,7 +12,7 @@ import asyncio
 import functools
 import logging
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Collection, Iterable
 from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime
 from typing import Any, TypeVar
@@ -81,6 +81,7 @@ class GatewayServer:
         clock: Callable[[], datetime],
         metrics: GatewayMetrics,
         session_store: SqlSessionStore,
+        routed_sources: Callable[[], Collection[MessageSource]] | None = None,
         rate_per_device: float = 100.0,
         hub_rate: float = 50_000.0,
     ) -> None:
@@ -97,6 +98,9 @@ class GatewayServer:
         self._ip_rules_source = ip_rules
         self._ip_rules = ip_rules()
         self._ip_default = ip_default
+        self._routed_source = routed_sources
+        # Sources of events worth journaling; None (not known yet, or no loader): all.
+        self._routed: frozenset[MessageSource] | None = None
         self._rate = rate_per_device
         self._hub_throttle = HubThrottle(rate_per_s=hub_rate, burst=hub_rate)
         self.loop = asyncio.get_running_loop()
@@ -144,6 +148,7 @@ class GatewayServer:
         if primary:
             await self.run_blocking(self.presence.reset, self.clock())
         await self.run_blocking(self.persistent.load)
+        await self._reload_routed_sources()
         self._sweeper = self.loop.create_task(self._sweep_forever())
         if not listen:
             return 0
@@ -391,9 +396,23 @@ class GatewayServer:
         if conn.auth is not None:
             self.methods.arrived(conn.auth.identity.key)
 
+    async def _reload_routed_sources(self) -> None:
+        """Which event sources routes take now (every sweep: a route added in any process
+        takes effect within a second). A failed read keeps the last answer."""
+        if self._routed_source is None:
+            return
+        try:
+            self._routed = frozenset(await self.run_blocking(self._routed_source))
+        except WellguardError as exc:
+            _log.warning("cannot read the routed sources, keeping the last ones: %s", exc)
+
     def _journal_event(
         self, device_id: str, module_id: str | None, source: MessageSource, body: dict[str, Any]
     ) -> None:
+        if self._routed is not None and source not in self._routed:
+            # Only routes read these events (IoT Hub emits them only to a route taking
+            # them); a connect storm would otherwise journal and route two per device.
+            return
         message = DeviceMessage(
             device_id=device_id,
             module_id=module_id,
@@ -533,6 +552,7 @@ class GatewayServer:
             await asyncio.sleep(_SWEEP_SECONDS)
             try:
                 self._sweep()
+                await self._reload_routed_sources()
                 if self.loop.time() - last_flush >= 2.0:
                     last_flush = self.loop.time()
                     self._record_activity()

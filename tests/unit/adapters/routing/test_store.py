@@ -74,6 +74,18 @@ def test_route_crud(any_engine: Engine) -> None:
         store.delete_route("hot")
 
 
+def test_routed_sources_are_those_of_enabled_routes(any_engine: Engine) -> None:
+    store = RoutingStore(any_engine)
+    assert store.routed_sources() == frozenset()  # the fallback route is not a route
+    store.put_endpoint(hook())
+    store.put_route(Route("hot", T, "true", ("hook",)))
+    store.put_route(Route("states", MessageSource.CONNECTION_STATE, "true", ("hook",)))
+    store.put_route(Route("off", MessageSource.TWIN_CHANGE, "true", ("hook",), enabled=False))
+    assert store.routed_sources() == {T, MessageSource.CONNECTION_STATE}
+    store.delete_route("states")
+    assert store.routed_sources() == {T}
+
+
 def test_writes_keep_the_table_valid(any_engine: Engine) -> None:
     store = RoutingStore(any_engine)
     with pytest.raises(InvalidInputError, match="unknown endpoint"):
