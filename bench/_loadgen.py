@@ -9,6 +9,14 @@ that brings PUBACKs sends as many new PUBLISHes in one write, each spliced toget
 the device's pre-encoded packet and a packet id. PUBACKs must come back in order (MQTT
 3.1.1, 4.6), so the send times are a FIFO per device.
 
+``drop`` and ``reconnect`` model a network outage of the whole fleet: every worker resets
+all its connections at once (TCP RST, no MQTT DISCONNECT, no TLS close_notify), then, when
+told, connects all its devices again exactly as the first time, same concurrency, and
+reports as the first time. The processes and devices stay; only the connections are new.
+The parent drives a worker over its pipe with ``("run", go, t0, t1)`` → ``RunReport``,
+``("drop",)`` → connections dropped, ``("connect",)`` → ``ConnectReport`` and
+``("close",)`` → ``None`` (the worker then ends).
+
 Acks are counted, and publish→PUBACK latencies kept, only inside the measuring window
 [t0, t1) on ``time.monotonic`` — CLOCK_MONOTONIC is one clock for every process of the
 machine, so all workers (and the subscriber) measure the same interval. Each worker also
@@ -23,8 +31,11 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import math
 import multiprocessing
+import socket
 import ssl
+import struct
 import time
 from array import array
 from collections import Counter, deque
@@ -49,6 +60,7 @@ __all__ = [
 _PACKET_IDS = [i.to_bytes(2, "big") for i in range(65_536)]
 _DISCONNECT = b"\xe0\x00"
 _DRAIN_SECONDS = 3.0
+_LINGER_RESET = struct.pack("ii", 1, 0)  # struct linger {on, 0 s}: close() sends RST
 
 
 @dataclass(frozen=True)
@@ -84,6 +96,10 @@ class ConnectReport:
     latencies: array[float] = field(default_factory=lambda: array("d"))
     cpu_seconds: float = 0.0
     """Generator CPU time spent connecting, all workers."""
+    since_previous: array[float] = field(default_factory=lambda: array("d"))
+    """Per device connected again: seconds from the start of its previous connect to this
+    CONNACK (empty on the first connect). A server's record of a device read during the
+    previous connect is at most this old when the device is let in again."""
 
     @property
     def rate(self) -> float:
@@ -99,6 +115,7 @@ class ConnectReport:
         self.finished = max(self.finished, other.finished)
         self.latencies.extend(other.latencies)
         self.cpu_seconds += other.cpu_seconds
+        self.since_previous.extend(other.since_previous)
 
 
 @dataclass
@@ -283,16 +300,20 @@ async def _connect_all(
     window: int,
     concurrency: int,
     stats: _Window,
+    began: array[float],
 ) -> tuple[ConnectReport, list[_Device]]:
+    """Connect ``specs``; ``began[i]`` is when device i's last connect started (NaN: never),
+    read for ``since_previous`` and updated."""
     loop = asyncio.get_running_loop()
     context = ssl.create_default_context(cafile=target.cafile)
     gate = asyncio.Semaphore(concurrency)
     report = ConnectReport()
     devices: list[_Device] = []
 
-    async def one(spec: DeviceSpec) -> None:
+    async def one(index: int, spec: DeviceSpec) -> None:
         async with gate:
             started = time.monotonic()
+            previous, began[index] = began[index], started
             report.started = min(report.started, started)
             try:
                 _transport, device = await loop.create_connection(
@@ -318,11 +339,13 @@ async def _connect_all(
             report.connected += 1
             report.finished = max(report.finished, finished)
             report.latencies.append(finished - started)
+            if not math.isnan(previous):
+                report.since_previous.append(finished - previous)
             devices.append(device)
             stats.open.add(device)
 
     cpu = time.process_time()
-    await asyncio.gather(*(one(spec) for spec in specs))
+    await asyncio.gather(*(one(index, spec) for index, spec in enumerate(specs)))
     report.cpu_seconds = time.process_time() - cpu
     return report, devices
 
@@ -366,6 +389,27 @@ async def _close_all(devices: list[_Device], stats: _Window) -> None:
             await stats.settle(lambda: not stats.open)
 
 
+async def _drop_all(devices: list[_Device], stats: _Window) -> int:
+    """Reset every open connection as a lost network does: no DISCONNECT, no close_notify.
+    SO_LINGER 0 makes the close a TCP RST, so the server learns of it at once (a FIN would
+    do too, but would leave each socket in TIME_WAIT here). Returns how many were open."""
+    dropped = 0
+    for device in devices:
+        transport = device.transport
+        if transport is None or transport.is_closing():
+            continue
+        sock = transport.get_extra_info("socket")
+        if sock is not None:
+            with contextlib.suppress(OSError):
+                sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, _LINGER_RESET)
+        transport.abort()
+        dropped += 1
+    with contextlib.suppress(TimeoutError):
+        async with asyncio.timeout(5.0):
+            await stats.settle(lambda: not stats.open)
+    return dropped
+
+
 def _event_loop() -> asyncio.AbstractEventLoop:
     try:
         import uvloop
@@ -386,14 +430,22 @@ def _worker_main(
 ) -> None:
     loop = _event_loop()
     stats = _Window()
+    began = array("d", [math.nan]) * len(specs)
     report, devices = loop.run_until_complete(
-        _connect_all(target, specs, payload, keep_alive, window, concurrency, stats)
+        _connect_all(target, specs, payload, keep_alive, window, concurrency, stats, began)
     )
     pipe.send(report)
     while True:
         command, *args = pipe.recv()
         if command == "run":
             pipe.send(loop.run_until_complete(_run(devices, stats, *args)))
+        elif command == "drop":
+            pipe.send(loop.run_until_complete(_drop_all(devices, stats)))
+        elif command == "connect":
+            report, devices = loop.run_until_complete(
+                _connect_all(target, specs, payload, keep_alive, window, concurrency, stats, began)
+            )
+            pipe.send(report)
         elif command == "close":
             loop.run_until_complete(_close_all(devices, stats))
             pipe.send(None)
@@ -488,7 +540,8 @@ def _spawn(target: Callable[..., None], *args: Any) -> tuple[Any, Connection]:
 
 
 class Fleet:
-    """Devices connected from worker processes; ``run`` makes them publish."""
+    """Devices connected from worker processes; ``run`` makes them publish, ``drop`` and
+    ``reconnect`` take the whole fleet off the network and back."""
 
     def __init__(
         self,
@@ -521,6 +574,18 @@ class Fleet:
         for _, pipe in self._processes:
             report.merge(pipe.recv())
         return report
+
+    def drop(self) -> int:
+        """Reset every device's connection at once (a network outage); how many were open."""
+        for _, pipe in self._processes:
+            pipe.send(("drop",))
+        return sum(int(pipe.recv()) for _, pipe in self._processes)
+
+    def reconnect(self) -> ConnectReport:
+        """Connect every device again, all workers at once, as the first time; wait for it."""
+        for _, pipe in self._processes:
+            pipe.send(("connect",))
+        return self.connected()
 
     def start(self, go: float, t0: float, t1: float) -> None:
         """Publish from ``go``, measure in [t0, t1) (``time.monotonic``), then drain."""

@@ -184,6 +184,36 @@ def main() -> None:
                 if peer and peer["connect_rate"]
                 else "",
             )
+            row(
+                "connections",
+                "server CPU per connect",
+                _fmt(ours["server_ms"], " ms", 2),
+                _fmt(peer["server_ms"], " ms", 2) if peer else "",
+                _fmt(ours["server_ms"] / peer["server_ms"], "", 2)
+                if peer and peer["server_ms"]
+                else "",
+            )
+            again = ours.get("reconnect")
+            peer_again = peer.get("reconnect") if peer else None
+            if again:
+                row(
+                    "connections",
+                    "reconnect after an outage",
+                    _fmt(again["connect_rate"], " conn/s"),
+                    _fmt(peer_again["connect_rate"], " conn/s") if peer_again else "",
+                    _fmt(again["connect_rate"] / peer_again["connect_rate"], "", 2)
+                    if peer_again and peer_again["connect_rate"]
+                    else "",
+                )
+                row(
+                    "connections",
+                    "server CPU per reconnect",
+                    _fmt(again["server_ms"], " ms", 2),
+                    _fmt(peer_again["server_ms"], " ms", 2) if peer_again else "",
+                    _fmt(again["server_ms"] / peer_again["server_ms"], "", 2)
+                    if peer_again and peer_again["server_ms"]
+                    else "",
+                )
 
     table = Table(title="wellguard benchmarks (peer: Mosquitto, same run)")
     for column in ("bench", "figure", "wellguard", "Mosquitto", "ratio"):
