@@ -570,6 +570,31 @@ def test_metrics_and_status(hub: HubProcess) -> None:
     status = json.loads(run_cli("status", "--format", "json", data=hub.data).stdout)
     assert status["journal"]["lastSeq"] >= 1
     assert status["devices"]["total"] >= 1
+    # Its first connect read the device's records; they were held for the next one.
+    # (Workers send their metrics to the hub process once a second.)
+    deadline = time.monotonic() + 5
+    while _metric(text, "wellguard_auth_registry_read_batches_total") < 1:
+        assert time.monotonic() < deadline, "no registry read counted"
+        time.sleep(0.2)
+        with hub.client() as client:
+            text = client.get("/metrics").text
+    assert _metric(text, "wellguard_auth_registry_reads_total") >= 1
+    if status["gatewayWorkers"] == 0:  # with workers the device may land on another
+        again = connect_device(hub, "gw-metrics", password=sas_token(hub, "gw-metrics", key))
+        again.close()
+        with hub.client() as client:
+            after = client.get("/metrics").text
+        reads = "wellguard_auth_registry_reads_total"
+        assert _metric(after, reads) == _metric(text, reads)
+
+
+def _metric(exposition: str, name: str) -> float:
+    """A sample's value in a Prometheus text exposition (summed over its labels)."""
+    return sum(
+        float(line.rsplit(" ", 1)[1])
+        for line in exposition.splitlines()
+        if line.startswith((name + " ", name + "{"))
+    )
 
 
 def test_repeated_failures_from_one_address_get_it_banned(hub: HubProcess) -> None:

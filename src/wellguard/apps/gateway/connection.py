@@ -316,6 +316,7 @@ class DeviceConnection(asyncio.Protocol):
             # with the other connects of the moment, then checked here.
             auth = authenticator.try_authenticate(claimed, connect.password, chain)
             if auth is None:
+                server.metrics.auth_reads.inc()
                 await server.prefetch.submit(claimed)
                 if self.closed:
                     return

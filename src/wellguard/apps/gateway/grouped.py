@@ -23,7 +23,8 @@ class GroupedCalls(Generic[T]):
     """``await calls.submit(item)`` returns once ``work`` has run on a batch holding it.
 
     ``work`` gets the items of one batch (at most ``max_batch``) and runs through
-    ``run_blocking``; its exception reaches every caller of that batch.
+    ``run_blocking``; its exception reaches every caller of that batch. ``on_batch`` is
+    told the size of each batch as it starts (metrics).
     """
 
     def __init__(
@@ -32,12 +33,14 @@ class GroupedCalls(Generic[T]):
         run_blocking: Callable[..., Awaitable[Any]],
         *,
         max_batch: int = 256,
+        on_batch: Callable[[int], None] | None = None,
     ) -> None:
         if max_batch < 1:
             raise ValueError("max_batch must be at least 1")
         self._work = work
         self._run_blocking = run_blocking
         self._max = max_batch
+        self._on_batch = on_batch
         self._queue: list[tuple[T, asyncio.Future[None]]] = []
         self._drainer: asyncio.Task[None] | None = None
         self.batches = 0  # batches run (for tests and metrics)
@@ -61,6 +64,8 @@ class GroupedCalls(Generic[T]):
                 if not waiting:
                     continue
                 self.batches += 1
+                if self._on_batch is not None:
+                    self._on_batch(len(waiting))
                 try:
                     await self._run_blocking(self._work, [item for item, _ in waiting])
                 except Exception as exc:  # handed to every caller of the batch

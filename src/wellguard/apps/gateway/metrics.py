@@ -112,6 +112,16 @@ class GatewayMetrics:
             buckets=(0.0005, 0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.25, 0.5, 1, 2.5),
         )
         r.register(self.puback_latency)
+        self.auth_reads = Counter(
+            "wellguard_auth_registry_reads_total",
+            "Connects whose device records were not held in memory and were read",
+            registry=r,
+        )
+        self.auth_read_batches = Counter(
+            "wellguard_auth_registry_read_batches_total",
+            "Batched registry reads serving those connects",
+            registry=r,
+        )
         self.journal_batch = Gauge(
             "wellguard_journal_last_batch_size", "Messages in the last commit", registry=r
         )

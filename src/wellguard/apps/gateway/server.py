@@ -115,7 +115,9 @@ class GatewayServer:
         self._admission = AdmissionControl()
         self.counters = DeviceCounters()
         self.prefetch: GroupedCalls[ClaimedIdentity] = GroupedCalls(
-            authenticator.prefetch, self.run_blocking
+            authenticator.prefetch,
+            self.run_blocking,
+            on_batch=lambda _size: metrics.auth_read_batches.inc(),
         )
         """Registry reads for connects whose records are not held, batched."""
         self.methods = DirectMethods(self.loop, self.sessions, self.count)

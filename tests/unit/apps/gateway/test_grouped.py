@@ -58,13 +58,15 @@ def test_one_caller_alone_gets_a_batch_of_its_own() -> None:
 def test_callers_arriving_during_a_batch_share_the_next_one() -> None:
     async def main() -> None:
         pool = Pool()
-        calls = GroupedCalls(pool.work, pool.run_blocking, max_batch=3)
+        sizes: list[int] = []
+        calls = GroupedCalls(pool.work, pool.run_blocking, max_batch=3, on_batch=sizes.append)
         first = await start_held_batch(calls, pool)
         rest = [asyncio.create_task(calls.submit(i)) for i in range(1, 6)]
         await settle()
         pool.gate.set()
         await asyncio.gather(first, *rest)
         assert pool.batches == [[0], [1, 2, 3], [4, 5]]
+        assert sizes == [1, 3, 2]
 
     asyncio.run(main())
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 import re
+from pathlib import Path
 
 import pytest
 from prometheus_client import CollectorRegistry, Histogram, generate_latest
@@ -54,3 +55,11 @@ def test_loop_histogram_rejects_unsorted_buckets() -> None:
         LoopHistogram("x_seconds", "doc", [2.0, 1.0])
     with pytest.raises(ValueError, match="finite"):
         LoopHistogram("x_seconds", "doc", [math.inf])
+
+
+def test_every_metric_family_is_documented_in_the_api_reference() -> None:
+    reference = (Path(__file__).parents[4] / "docs" / "api.md").read_text()
+    families = {metric.name for metric in GatewayMetrics().registry.collect()}
+    assert families
+    undocumented = sorted(name for name in families if f"`{name}" not in reference)
+    assert undocumented == []
