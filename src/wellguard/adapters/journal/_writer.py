@@ -26,12 +26,14 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import fcntl
 import logging
+import os
 import sqlite3
 import threading
 import time
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeVar
@@ -89,6 +91,51 @@ class BatchOutcome:
                 future.set_exception(StorageError(reason))
 
 
+class CommitLock:
+    """Writers of one journal file, in every process, take turns here for each commit.
+
+    SQLite lets one connection at a time write and makes the others retry from its busy
+    handler, which sleeps 1, 2, 5, 10 ... ms between attempts: with several gateway
+    processes a commit could wait far longer than the lock was held. An ``flock`` on a
+    file beside the journal queues them in the kernel instead, and a waiter wakes as soon
+    as the holder lets go. It is advisory and covers only the commit statement; SQLite's
+    own locking still guards the data (a file that cannot be locked is done without).
+    """
+
+    def __init__(self, journal: Path) -> None:
+        self.path = journal.with_name(journal.name + "-commit.lock")
+        self._fd: int | None = None
+        self._broken = False
+
+    @contextlib.contextmanager
+    def held(self) -> Iterator[None]:
+        """Hold the lock for the block (blocking this thread, not the GIL)."""
+        fd = self._open()
+        if fd is None:
+            yield
+            return
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(fd, fcntl.LOCK_UN)
+
+    def close(self) -> None:
+        """Close the lock file (the lock is free; the file stays for the other writers)."""
+        fd, self._fd = self._fd, None
+        if fd is not None:
+            os.close(fd)
+
+    def _open(self) -> int | None:
+        if self._fd is None and not self._broken:
+            try:
+                self._fd = os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+            except OSError as exc:
+                self._broken = True
+                _log.warning("journal commit lock %s unusable, SQLite alone: %s", self.path, exc)
+        return self._fd
+
+
 class JournalWriter:
     """The writer thread and the one read-write connection of a journal file."""
 
@@ -116,6 +163,7 @@ class JournalWriter:
         self._max_batch = max_batch
         self._max_delay_s = max_delay_s
         self._lock = threading.Lock()  # guards the connection: batches vs. checkpoints etc.
+        self._commit_lock = CommitLock(path)
         self._conn: sqlite3.Connection | None = None
         self._closed = False
         self._solo_streak = 0
@@ -210,6 +258,7 @@ class JournalWriter:
             with self._lock:
                 self._closed = True
                 self._discard()
+                self._commit_lock.close()
             # Empty unless the thread died of something unforeseen: fail, never strand.
             stranded = [future for _message, future in [*batch, *_drain(queue)]]
             with contextlib.suppress(RuntimeError):
@@ -269,7 +318,8 @@ class JournalWriter:
                 return BatchOutcome(committed, 0, None, rejected)
             started = time.perf_counter()
             try:
-                first = self._insert(conn, params, len(committed), after)
+                with self._commit_lock.held():
+                    first = self._insert(conn, params, len(committed), after)
             except sqlite3.Error as exc:
                 self._discard()
                 self._solo_streak = 0
