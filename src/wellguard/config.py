@@ -58,6 +58,10 @@ class MqttConfig:
     hub_rate: float = 50_000.0
     """Publishes per second the whole hub takes before it holds PUBACKs back (protects
     the store); beyond 2 s of backlog new messages are refused."""
+    connect_timeout_seconds: float = 30.0
+    """How long a connection may stay open without sending CONNECT, from the moment it
+    was accepted (closed and recorded as ``connect_timeout``); the TLS handshake itself
+    must finish within 10 s."""
     workers: int = 1
     """Processes serving MQTT/TLS. 1: the hub process itself. N > 1: N gateway worker
     processes share the port (the kernel spreads connections over them), for more cores
@@ -71,6 +75,11 @@ class MqttConfig:
         if not 0 < self.rate_per_device <= 100_000:
             raise ConfigError(
                 "mqtt.rate_per_device must be 0-100000 messages/s", setting="mqtt.rate_per_device"
+            )
+        if not 1 <= self.connect_timeout_seconds <= 300:
+            raise ConfigError(
+                "mqtt.connect_timeout_seconds must be 1-300 s",
+                setting="mqtt.connect_timeout_seconds",
             )
         if not 0 < self.hub_rate <= 10_000_000:
             raise ConfigError(

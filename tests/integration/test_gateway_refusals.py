@@ -3,14 +3,17 @@ device and as its own hub security event by the operator."""
 
 from __future__ import annotations
 
+import socket
+import ssl
 import time
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
 from cryptography.hazmat.primitives import hashes
 
-from tests.support.hubproc import HubProcess, run_cli
+from tests.support.hubproc import HubProcess, random_loopback, run_cli
 from tests.support.mqttdevice import connect_device, sas_token
 from wellguard.core.pki import (
     certificate_to_pem,
@@ -159,3 +162,23 @@ def test_decommissioning_closes_the_live_connection_for_good(hub: HubProcess) ->
     again.close()
     refused = hub.api("POST", "/devices/ref-decom/status", json={"status": "enabled"})
     assert refused.status_code == 400
+
+
+def test_a_client_that_never_sends_connect_is_closed(
+    hub_factory: Callable[..., HubProcess],
+) -> None:
+    # A TLS session with no MQTT in it would otherwise hold a socket and a file
+    # descriptor for ever: many of them starve the hub (slowloris).
+    hub = hub_factory(env={"WELLGUARD_MQTT_CONNECT_TIMEOUT_SECONDS": "1"})
+    context = ssl.create_default_context(cafile=str(hub.root_ca))
+    address = random_loopback()
+    raw = socket.create_connection(
+        (hub.mqtt_host, hub.mqtt_port), timeout=15, source_address=(address, 0)
+    )
+    with context.wrap_socket(raw, server_hostname=hub.mqtt_host) as tls:
+        opened = time.monotonic()
+        assert tls.recv(1) == b""  # the hub closes it, having received nothing
+        assert time.monotonic() - opened >= 0.9
+    events = hub.api("GET", "/security/events", params={"top": 100}).json()
+    reasons = [e["reason"] for e in events if e["source"].startswith(f"{address}:")]
+    assert reasons == ["connect_timeout"]

@@ -57,6 +57,9 @@ def test_round_trip(tmp_path: Path) -> None:
             "security.ip_filter_default_action",
         ),
         ('[ingest]\nsynchronous = "OFF"\n', {}, "ingest.synchronous"),
+        ("[mqtt]\nconnect_timeout_seconds = 0.5\n", {}, "mqtt.connect_timeout_seconds"),
+        ("", {"WELLGUARD_MQTT_CONNECT_TIMEOUT_SECONDS": "301"}, "mqtt.connect_timeout_seconds"),
+        ("[mqtt]\nworkers = 0\n", {}, "mqtt.workers"),
         ("api = 3\n", {}, "api"),
     ],
 )

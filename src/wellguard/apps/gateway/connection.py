@@ -143,11 +143,14 @@ class DeviceConnection(asyncio.Protocol):
             return
         self.tls = self.server.new_tls_session()
         now = self.server.loop.time()
-        self.mqtt = ServerConnection(max_packet_size=MAX_D2C_BYTES + 8192, now=now)
+        self.mqtt = self.server.new_mqtt_session(now)
         self._handshake_timer = self.server.loop.call_later(
             _HANDSHAKE_TIMEOUT, self._handshake_expired
         )
         self.connected_at = now
+        # Swept from now on: a client that finishes TLS and never sends CONNECT must not
+        # hold its socket (and a file descriptor) for ever.
+        self.server.connections.add(self)
 
     def _handshake_expired(self) -> None:
         if self.tls is not None and not self.tls.handshake_done and not self.closed:
@@ -173,7 +176,7 @@ class DeviceConnection(asyncio.Protocol):
         self._plain_writer = writer
         self._plain_closer = closer
         now = self.server.loop.time()
-        self.mqtt = ServerConnection(max_packet_size=MAX_D2C_BYTES + 8192, now=now)
+        self.mqtt = self.server.new_mqtt_session(now)
         self.connected_at = now
         self.server.connections.add(self)
         return True

@@ -33,6 +33,7 @@ from wellguard.apps.gateway.sessions import PersistentSessions
 from wellguard.config import MqttConfig
 from wellguard.core.c2d import C2dService
 from wellguard.core.gateway import (
+    MAX_D2C_BYTES,
     AdmissionControl,
     ClaimedIdentity,
     CounterName,
@@ -46,6 +47,7 @@ from wellguard.core.gateway import (
 )
 from wellguard.core.identity import IpFilterAction, evaluate_ip_filter
 from wellguard.core.ingest.ports import IngestJournal
+from wellguard.core.mqtt import ConnectionState, ServerConnection
 from wellguard.core.registry import Registry
 from wellguard.core.registry.events import ChangeKind, RegistryChange
 from wellguard.errors import AuthError, WellguardError
@@ -212,6 +214,14 @@ class GatewayServer:
             self._admission.record_flap(ip, now)
         else:
             self._admission.record_failure(ip, now)
+
+    def new_mqtt_session(self, now: float) -> ServerConnection:
+        """MQTT state for a new connection (CONNECT due within the configured timeout)."""
+        return ServerConnection(
+            max_packet_size=MAX_D2C_BYTES + 8192,
+            now=now,
+            connect_timeout=self.config.connect_timeout_seconds,
+        )
 
     def new_tls_session(self) -> TlsSession:
         """TLS state for a new connection."""
@@ -576,8 +586,10 @@ class GatewayServer:
             if conn.closed or conn.mqtt is None:
                 continue
             if conn.mqtt.is_expired(now):
+                waiting = conn.mqtt.state is ConnectionState.AWAITING_CONNECT
+                reason = "connect_timeout" if waiting else "keepalive_timeout"
                 identity = conn.auth.identity.key if conn.auth else None
-                self.security_event("mqtt.connect", "keepalive_timeout", identity, conn.peer, "")
+                self.security_event("mqtt.connect", reason, identity, conn.peer, "")
                 conn.abort()
                 continue
             auth = conn.auth
