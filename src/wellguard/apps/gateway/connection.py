@@ -314,6 +314,9 @@ class DeviceConnection(asyncio.Protocol):
         self.claimed = claimed
         chain = self.tls.peer_chain() if self.tls is not None else []
         authenticator = server.authenticator
+        # A change handled while this connect waited for the store found no session to
+        # re-check; the connect notices the moved epoch and has itself re-checked.
+        epoch = server.identity_epoch
         try:
             # Held records are checked right here; a first connect's are read in a batch
             # with the other connects of the moment, then checked here.
@@ -335,6 +338,8 @@ class DeviceConnection(asyncio.Protocol):
             return
         self.auth = auth
         session_present = server.register(self, connect.clean_session)
+        if server.identity_epoch != epoch:
+            server.recheck_soon(self)
         self.mqtt.accept(session_present=session_present)
         backlog, self._backlog = self._backlog or [], None
         self.flush()

@@ -127,6 +127,9 @@ class GatewayServer:
         self._server: asyncio.AbstractServer | None = None
         self._sweeper: asyncio.Task[None] | None = None
         self._cluster: GatewayCluster | None = None
+        self.identity_epoch = 0
+        """Counts registry changes that can affect who may stay connected, as the event
+        loop handles them; a connect that saw it move while authenticating is re-checked."""
         registry.notifier.subscribe(self._change_from_thread)
 
     @property
@@ -511,21 +514,30 @@ class GatewayServer:
     def _on_change(self, change: RegistryChange) -> None:
         if change.kind is ChangeKind.DESIRED:
             self._push_desired(change)
-        elif change.kind is ChangeKind.C2D_QUEUED and change.device_id:
-            conn = self.sessions.get(change.device_id)
+            return
+        if change.kind is ChangeKind.C2D_QUEUED:
+            conn = self.sessions.get(change.device_id or "")
             if conn is not None and SubscriptionKind.C2D in conn.subscriptions:
                 self.loop.create_task(self.deliver_c2d(conn))
-        elif change.kind is ChangeKind.IP_FILTER:
+            return
+        if change.kind is ChangeKind.IP_FILTER:
             self.loop.create_task(self._reload_ip_filter())
-        elif change.device_id is not None:
-            if change.module_id:
-                keys = [f"{change.device_id}/{change.module_id}"]
-            else:  # the device, and its modules (their credentials hang off the device)
-                keys = [change.device_id, *self._module_keys.get(change.device_id, ())]
-            for key in keys:
-                conn = self.sessions.get(key)
-                if conn is not None:
-                    self.loop.create_task(self._recheck(conn))
+            return
+        self.identity_epoch += 1
+        if change.device_id is None:
+            return
+        if change.module_id:
+            keys = [f"{change.device_id}/{change.module_id}"]
+        else:  # the device, and its modules (their credentials hang off the device)
+            keys = [change.device_id, *self._module_keys.get(change.device_id, ())]
+        for key in keys:
+            conn = self.sessions.get(key)
+            if conn is not None:
+                self.recheck_soon(conn)
+
+    def recheck_soon(self, conn: DeviceConnection) -> None:
+        """Re-run a live connection's authentication against the store (live enforcement)."""
+        self.loop.create_task(self._recheck(conn))
 
     async def _recheck(self, conn: DeviceConnection) -> None:
         if conn.auth is None or conn.closed:
