@@ -189,6 +189,9 @@ class DeviceConnection(asyncio.Protocol):
                 plain, out = self.tls.receive(data)
                 if out:
                     self._write_raw(out)
+                if self._handshake_timer is not None and self.tls.handshake_done:
+                    self._handshake_timer.cancel()  # from here the MQTT deadlines apply
+                    self._handshake_timer = None
             else:
                 plain = data
             if plain:
