@@ -182,3 +182,12 @@ def test_a_client_that_never_sends_connect_is_closed(
     events = hub.api("GET", "/security/events", params={"top": 100}).json()
     reasons = [e["reason"] for e in events if e["source"].startswith(f"{address}:")]
     assert reasons == ["connect_timeout"]
+    # Nor may a TCP connection that never starts TLS (the handshake must finish too).
+    silent = random_loopback()
+    with socket.create_connection(
+        (hub.mqtt_host, hub.mqtt_port), timeout=15, source_address=(silent, 0)
+    ) as raw:
+        assert raw.recv(1) == b""
+    events = hub.api("GET", "/security/events", params={"top": 100}).json()
+    reasons = [e["reason"] for e in events if e["source"].startswith(f"{silent}:")]
+    assert reasons == ["tls_handshake_timeout"]

@@ -598,8 +598,10 @@ class GatewayServer:
             if conn.closed or conn.mqtt is None:
                 continue
             if conn.mqtt.is_expired(now):
-                waiting = conn.mqtt.state is ConnectionState.AWAITING_CONNECT
-                reason = "connect_timeout" if waiting else "keepalive_timeout"
+                reason = "keepalive_timeout"
+                if conn.mqtt.state is ConnectionState.AWAITING_CONNECT:
+                    shaking = conn.tls is not None and not conn.tls.handshake_done
+                    reason = "tls_handshake_timeout" if shaking else "connect_timeout"
                 identity = conn.auth.identity.key if conn.auth else None
                 self.security_event("mqtt.connect", reason, identity, conn.peer, "")
                 conn.abort()
