@@ -296,7 +296,7 @@ class DeviceConnection(asyncio.Protocol):
                 self._backlog = []
                 self.server.loop.create_task(self._authenticate(event))
             elif isinstance(event, PubAck):
-                self.server.c2d_acknowledged(self, event.packet_id)
+                self.server.c2d_delivery.acknowledged(self, event.packet_id)
             elif isinstance(event, Subscribe):
                 self._on_subscribe(event)
             elif isinstance(event, Unsubscribe):

@@ -23,7 +23,9 @@ from wellguard.adapters.sql.hub_state import PresenceUpdate, SqlSessionStore
 from wellguard.adapters.tls import TlsServerContext, TlsSession
 from wellguard.apps.api.context import SecurityEventLog
 from wellguard.apps.gateway.auth import DeviceAuthenticator
+from wellguard.apps.gateway.c2ddelivery import C2dDelivery
 from wellguard.apps.gateway.connection import DeviceConnection
+from wellguard.apps.gateway.events import DeviceEvents
 from wellguard.apps.gateway.grouped import GroupedCalls
 from wellguard.apps.gateway.methods import DirectMethods
 from wellguard.apps.gateway.metrics import GatewayMetrics
@@ -42,7 +44,6 @@ from wellguard.core.gateway import (
     HubThrottle,
     SubscriptionKind,
     ThrottleDecision,
-    c2d_topic,
     desired_patch_topic,
 )
 from wellguard.core.identity import IpFilterAction, evaluate_ip_filter
@@ -50,9 +51,8 @@ from wellguard.core.ingest.ports import IngestJournal
 from wellguard.core.mqtt import ConnectionState, ServerConnection
 from wellguard.core.registry import Registry
 from wellguard.core.registry.events import ChangeKind, RegistryChange
-from wellguard.errors import AuthError, WellguardError
-from wellguard.model.c2d import C2dMessage
-from wellguard.model.message import DeviceMessage, MessageSource, SystemProperty
+from wellguard.errors import AuthError
+from wellguard.model.message import MessageSource
 from wellguard.model.security_event import HubSecurityEvent
 from wellguard.model.twin import Twin
 
@@ -100,13 +100,20 @@ class GatewayServer:
         self._ip_rules_source = ip_rules
         self._ip_rules = ip_rules()
         self._ip_default = ip_default
-        self._routed_source = routed_sources
-        # Sources of events worth journaling; None (not known yet, or no loader): all.
-        self._routed: frozenset[MessageSource] | None = None
         self._rate = rate_per_device
         self._hub_throttle = HubThrottle(rate_per_s=hub_rate, burst=hub_rate)
         self.loop = asyncio.get_running_loop()
         self._executor = ThreadPoolExecutor(max_workers=8, thread_name_prefix="wg-gateway")
+        self.events = DeviceEvents(journal, clock, routed_sources, self.run_blocking)
+        """Connection-state and twin-change events, journaled for the routes taking them."""
+        self.c2d_delivery = C2dDelivery(
+            c2d,
+            run_blocking=self.run_blocking,
+            background=self._background,
+            count=self.count,
+            metrics=metrics,
+        )
+        """Connection-state and twin-change events, journaled for the routes taking them."""
         self.sessions: dict[str, DeviceConnection] = {}
         self._module_keys: dict[str, set[str]] = {}  # device id -> its modules' session keys
         self.connections: set[DeviceConnection] = set()
@@ -155,7 +162,7 @@ class GatewayServer:
         if primary:
             await self.run_blocking(self.presence.reset, self.clock())
         await self.run_blocking(self.persistent.load)
-        await self._reload_routed_sources()
+        await self.events.reload()
         self._sweeper = self.loop.create_task(self._sweep_forever())
         if not listen:
             return 0
@@ -303,7 +310,7 @@ class GatewayServer:
         self.presence.record(
             PresenceUpdate(identity.device_id, identity.module_id, True, self.clock())
         )
-        self._journal_event(
+        self.events.emit(
             identity.device_id,
             identity.module_id,
             MessageSource.CONNECTION_STATE,
@@ -311,7 +318,7 @@ class GatewayServer:
         )
         self.methods.arrived(key)
         if session_present and SubscriptionKind.C2D in conn.subscriptions:
-            self.loop.create_task(self.deliver_c2d(conn))
+            self.loop.create_task(self.c2d_delivery.deliver(conn))
         return session_present
 
     def connection_closed(self, conn: DeviceConnection) -> None:
@@ -329,7 +336,7 @@ class GatewayServer:
             self.presence.record(
                 PresenceUpdate(identity.device_id, identity.module_id, False, self.clock())
             )
-            self._journal_event(
+            self.events.emit(
                 identity.device_id,
                 identity.module_id,
                 MessageSource.CONNECTION_STATE,
@@ -374,7 +381,7 @@ class GatewayServer:
         device_id, _, module = key.partition("/")
         module_id = module or None
         self.presence.record(PresenceUpdate(device_id, module_id, False, self.clock()))
-        self._journal_event(
+        self.events.emit(
             device_id,
             module_id,
             MessageSource.CONNECTION_STATE,
@@ -407,85 +414,15 @@ class GatewayServer:
         """A connection subscribed: start C2D delivery when it asked for it."""
         self.subscriptions_changed(conn)
         if SubscriptionKind.C2D in kinds:
-            self.loop.create_task(self.deliver_c2d(conn))
+            self.loop.create_task(self.c2d_delivery.deliver(conn))
         if conn.auth is not None:
             self.methods.arrived(conn.auth.identity.key)
-
-    async def _reload_routed_sources(self) -> None:
-        """Which event sources routes take now (every sweep: a route added in any process
-        takes effect within a second). A failed read keeps the last answer."""
-        if self._routed_source is None:
-            return
-        try:
-            self._routed = frozenset(await self.run_blocking(self._routed_source))
-        except WellguardError as exc:
-            _log.warning("cannot read the routed sources, keeping the last ones: %s", exc)
-
-    def _journal_event(
-        self, device_id: str, module_id: str | None, source: MessageSource, body: dict[str, Any]
-    ) -> None:
-        if self._routed is not None and source not in self._routed:
-            # Only routes read these events (IoT Hub emits them only to a route taking
-            # them); a connect storm would otherwise journal and route two per device.
-            return
-        message = DeviceMessage(
-            device_id=device_id,
-            module_id=module_id,
-            enqueued_at=self.clock(),
-            source=source,
-            body=orjson.dumps(body),
-            system_properties={
-                SystemProperty.CONTENT_TYPE.value: "application/json",
-                SystemProperty.CONTENT_ENCODING.value: "utf-8",
-            },
-        )
-        try:
-            self.journal.submit(message).add_done_callback(_ignore_result)
-        except WellguardError:
-            _log.warning("journal refused a %s event", source)
-
-    # -- C2D ------------------------------------------------------------------------------
-
-    async def deliver_c2d(self, conn: DeviceConnection) -> None:
-        """Send the device's queued C2D messages it does not have in flight."""
-        if conn.auth is None or conn.closed or conn.auth.identity.module_id:
-            return
-        identity = conn.auth.identity
-        queued: list[C2dMessage] = await self.run_blocking(self.c2d.expire, identity.device_id)
-        for message in queued:
-            if conn.closed or SubscriptionKind.C2D not in conn.subscriptions:
-                return
-            if any(held.id == message.id for held in conn.c2d_in_flight.values()):
-                continue  # sent and not acknowledged yet (at most 50 per device)
-            system = {
-                SystemProperty.MESSAGE_ID.value: message.message_id,
-                **message.system_properties,
-            }
-            system[SystemProperty.TO.value] = f"/devices/{identity.device_id}/messages/deviceBound"
-            app = dict(message.app_properties)
-            if message.ack.value != "none":
-                app["iothub-ack"] = message.ack.value  # the SDK exposes it as message.ack
-            topic = c2d_topic(identity, system, app)
-            packet_id = conn.publish(topic, message.body, 1)
-            if packet_id is None:
-                return
-            conn.c2d_in_flight[packet_id] = message
-            self.count(identity.key, CounterName.C2D)
-            self.metrics.messages_out.inc()
-            self._background(self.c2d.mark_delivered, message)
-
-    def c2d_acknowledged(self, conn: DeviceConnection, packet_id: int) -> None:
-        """The device PUBACKed a C2D message: complete it."""
-        message = conn.c2d_in_flight.pop(packet_id, None)
-        if message is None:
-            return
-        self._background(self.c2d.complete, message)
 
     # -- twins ------------------------------------------------------------------
 
     def twin_reported(self, identity: ClaimedIdentity, twin: Twin) -> None:
         """A device patched reported properties: emit a twin change event."""
-        self._journal_event(
+        self.events.emit(
             identity.device_id,
             identity.module_id,
             MessageSource.TWIN_CHANGE,
@@ -518,7 +455,7 @@ class GatewayServer:
         if change.kind is ChangeKind.C2D_QUEUED:
             conn = self.sessions.get(change.device_id or "")
             if conn is not None and SubscriptionKind.C2D in conn.subscriptions:
-                self.loop.create_task(self.deliver_c2d(conn))
+                self.loop.create_task(self.c2d_delivery.deliver(conn))
             return
         if change.kind is ChangeKind.IP_FILTER:
             self.loop.create_task(self._reload_ip_filter())
@@ -576,7 +513,7 @@ class GatewayServer:
             await asyncio.sleep(_SWEEP_SECONDS)
             try:
                 self._sweep()
-                await self._reload_routed_sources()
+                await self.events.reload()
                 if self.loop.time() - last_flush >= 2.0:
                     last_flush = self.loop.time()
                     self._record_activity()
@@ -636,11 +573,6 @@ class GatewayServer:
         self.presence.flush()
         samples = self.counters.drain_all() if everything else self.counters.drain(time.time())
         self.presence.write_counters(samples)
-
-
-def _ignore_result(future: asyncio.Future[Any]) -> None:
-    if not future.cancelled():
-        future.exception()
 
 
 def _log_failure(future: asyncio.Future[Any]) -> None:
