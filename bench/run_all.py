@@ -56,6 +56,15 @@ def _fmt(value: float | None, unit: str = "", digits: int = 0) -> str:
     return f"{value:,.{digits}f}{unit}"
 
 
+def _compared(
+    ours: dict[str, Any], peer: dict[str, Any] | None, key: str, unit: str, digits: int
+) -> tuple[str, str, str]:
+    """Our figure, the peer's and their ratio, formatted (blank where missing)."""
+    theirs = peer[key] if peer else None
+    ratio = _fmt(ours[key] / theirs, "", 2) if theirs else ""
+    return _fmt(ours[key], unit, digits), _fmt(theirs, unit, digits), ratio
+
+
 def _pick(results: list[dict[str, Any]], server: str, devices: int) -> dict[str, Any] | None:
     return next((r for r in results if r["server"] == server and r["devices"] == devices), None)
 
@@ -166,54 +175,20 @@ def main() -> None:
                 f"{ours['connected']:,} of {ours['asked']:,}",
                 f"{peer['connected']:,}" if peer else "",
             )
-            row(
-                "connections",
-                "RSS per idle connection",
-                _fmt(ours["kib_per_connection"], " KiB", 1),
-                _fmt(peer["kib_per_connection"], " KiB", 1) if peer else "",
-                _fmt(ours["kib_per_connection"] / peer["kib_per_connection"], "", 2)
-                if peer and peer["kib_per_connection"] > 0
-                else "",
-            )
-            row(
-                "connections",
-                "TLS connect + auth burst",
-                _fmt(ours["connect_rate"], " conn/s"),
-                _fmt(peer["connect_rate"], " conn/s") if peer else "",
-                _fmt(ours["connect_rate"] / peer["connect_rate"], "", 2)
-                if peer and peer["connect_rate"]
-                else "",
-            )
-            row(
-                "connections",
-                "server CPU per connect",
-                _fmt(ours["server_ms"], " ms", 2),
-                _fmt(peer["server_ms"], " ms", 2) if peer else "",
-                _fmt(ours["server_ms"] / peer["server_ms"], "", 2)
-                if peer and peer["server_ms"]
-                else "",
-            )
+            idle_rows = [
+                ("RSS per idle connection", "kib_per_connection", " KiB", 1, ours, peer),
+                ("TLS connect + auth burst", "connect_rate", " conn/s", 0, ours, peer),
+                ("server CPU per connect", "server_ms", " ms", 2, ours, peer),
+            ]
             again = ours.get("reconnect")
-            peer_again = peer.get("reconnect") if peer else None
             if again:
-                row(
-                    "connections",
-                    "reconnect after an outage",
-                    _fmt(again["connect_rate"], " conn/s"),
-                    _fmt(peer_again["connect_rate"], " conn/s") if peer_again else "",
-                    _fmt(again["connect_rate"] / peer_again["connect_rate"], "", 2)
-                    if peer_again and peer_again["connect_rate"]
-                    else "",
+                back = peer.get("reconnect") if peer else None
+                idle_rows.append(
+                    ("reconnect after an outage", "connect_rate", " conn/s", 0, again, back)
                 )
-                row(
-                    "connections",
-                    "server CPU per reconnect",
-                    _fmt(again["server_ms"], " ms", 2),
-                    _fmt(peer_again["server_ms"], " ms", 2) if peer_again else "",
-                    _fmt(again["server_ms"] / peer_again["server_ms"], "", 2)
-                    if peer_again and peer_again["server_ms"]
-                    else "",
-                )
+                idle_rows.append(("server CPU per reconnect", "server_ms", " ms", 2, again, back))
+            for figure, key, unit, digits, mine, theirs in idle_rows:
+                row("connections", figure, *_compared(mine, theirs, key, unit, digits))
 
     table = Table(title="wellguard benchmarks (peer: Mosquitto, same run)")
     for column in ("bench", "figure", "wellguard", "Mosquitto", "ratio"):
